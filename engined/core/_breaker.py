@@ -1,0 +1,441 @@
+"""The circuit breaker state machine.
+
+::
+
+    CLOSED --a rule fires--> OPEN --open duration elapsed--> HALF_OPEN
+       ^                      ^                                  |
+       |                      +------- a probe fails ------------+
+       +-------------- success_threshold probes succeed ---------+
+
+    force_open() -> FORCED_OPEN, disable() -> DISABLED, reset() -> CLOSED (from anywhere)
+
+Every stay in a state is a fresh ``_Phase`` object. A call is admitted into a phase and
+reports back to it; a report to a phase that is no longer current (a late result) only
+updates the cumulative counters, so it can never move a newer state.
+
+Admission in CLOSED reads one attribute and takes no lock. Recording an outcome is a few
+integer updates under one short ``threading.Lock``; user code never runs under it, and
+listeners run after it is released. The OPEN -> HALF_OPEN switch is made lazily by
+whoever looks next, so there is no timer thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engined._clock import SYSTEM_CLOCK, Clock
+from engined.core import _validate as check
+from engined.core._breaker_types import (
+    CircuitBreakerMetrics,
+    CircuitBreakerOpenError,
+    CircuitState,
+    StateChange,
+)
+from engined.core._counter import AtomicCounter
+from engined.core._guard import NO_RESULT, Guard
+from engined.core._listeners import Listeners
+from engined.core._rules import TripRules
+
+__all__ = ["CircuitBreaker"]
+
+_log = logging.getLogger("engined.circuit_breaker")
+
+CLOSED = CircuitState.CLOSED
+OPEN = CircuitState.OPEN
+HALF_OPEN = CircuitState.HALF_OPEN
+FORCED_OPEN = CircuitState.FORCED_OPEN
+DISABLED = CircuitState.DISABLED
+
+# Outcomes of a finished call, as the breaker counts them.
+_SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+
+
+class _Phase:
+    """One stay in one state; HALF_OPEN keeps its probe accounting here."""
+
+    __slots__ = ("probe_successes", "probes", "state")
+
+    def __init__(self, state: CircuitState) -> None:
+        self.state = state
+        self.probes = 0
+        self.probe_successes = 0
+
+
+class CircuitBreaker(Guard):
+    """Stop calling a dependency that keeps failing, and probe it until it recovers.
+
+    Use it as a decorator on sync or async functions, through :meth:`call` and
+    :meth:`call_async`, or as a (sync or async) context manager. Outcomes are classified
+    in this order: a ``BaseException`` that is not an ``Exception`` (cancellation,
+    ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``) is never counted and gives
+    its permit back; ``ignore_exceptions`` beat ``record_exceptions``; a recorded exception
+    is a failure; any other exception is a success (the dependency answered); a return
+    value for which ``result_is_failure`` is true is a failure.
+
+    Args:
+        name: Names the breaker in errors, events, the registry and metric labels.
+        failure_threshold: Consecutive failures that open the breaker; ``None`` turns the
+            rule off.
+        failure_rate_threshold: Failed share of the window, in (0, 1], that opens it.
+        slow_call_duration: Seconds above which a call counts as slow.
+        slow_call_rate_threshold: Slow share of the window, in (0, 1], that opens it.
+            With it set, a slow probe in HALF_OPEN counts as a failed probe.
+        window_size: The window is the last ``window_size`` calls ...
+        window_duration: ... or, when set, the calls of the last ``window_duration`` seconds.
+        minimum_calls: Calls the window must hold before a rate rule can fire. For a count
+            window the effective value is ``min(minimum_calls, window_size)``.
+        recovery_timeout: Seconds the first opening lasts before probes are let through.
+        recovery_backoff: Growth factor of the open duration for each consecutive opening.
+        max_recovery_timeout: Cap on the open duration; ``None`` means no cap.
+        half_open_max_calls: Probes allowed in flight at once in HALF_OPEN.
+        success_threshold: Successful probes that close the breaker again.
+        record_exceptions: Exception classes counted as failures.
+        ignore_exceptions: Exception classes counted as neither success nor failure.
+        result_is_failure: Predicate on a return value that marks it a failure.
+        clock: Time source; tests pass :class:`engined.testing.FakeClock`.
+
+    Raises:
+        TypeError: A parameter has the wrong type; the message names it.
+        ValueError: A parameter is out of range; the message names it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int | None = 5,
+        failure_rate_threshold: float | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_rate_threshold: float | None = None,
+        window_size: int = 100,
+        window_duration: float | None = None,
+        minimum_calls: int = 10,
+        recovery_timeout: float = 30.0,
+        recovery_backoff: float = 1.0,
+        max_recovery_timeout: float | None = None,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        record_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        ignore_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+        result_is_failure: Callable[[Any], bool] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = check.check_name("name", name)
+        super().__init__(self.name)
+        self._rules = TripRules(
+            failure_threshold=failure_threshold,
+            failure_rate_threshold=failure_rate_threshold,
+            slow_call_duration=slow_call_duration,
+            slow_call_rate_threshold=slow_call_rate_threshold,
+            window_size=window_size,
+            window_duration=window_duration,
+            minimum_calls=minimum_calls,
+        )
+        self._recovery_timeout = check.check_positive("recovery_timeout", recovery_timeout)
+        self._recovery_backoff = check.check_positive(
+            "recovery_backoff", recovery_backoff, minimum=1.0, inclusive=True
+        )
+        self._max_recovery_timeout = (
+            math.inf
+            if max_recovery_timeout is None
+            else check.check_positive(
+                "max_recovery_timeout",
+                max_recovery_timeout,
+                minimum=self._recovery_timeout,
+                inclusive=True,
+            )
+        )
+        self._half_open_max_calls = check.check_int(
+            "half_open_max_calls", half_open_max_calls, minimum=1
+        )
+        self._success_threshold = check.check_int("success_threshold", success_threshold, minimum=1)
+        self._record = check.check_exception_types("record_exceptions", record_exceptions)
+        self._ignore = check.check_exception_types("ignore_exceptions", ignore_exceptions)
+        self._result_is_failure = (
+            None
+            if result_is_failure is None
+            else check.check_callable("result_is_failure", result_is_failure)
+        )
+        if not callable(getattr(clock, "monotonic", None)):
+            msg = f"clock must provide monotonic(), got {type(clock).__name__}"
+            raise TypeError(msg)
+        self._monotonic = clock.monotonic
+        self._timed = self._rules.timed
+        # Plain: a success in CLOSED can neither trip a rule nor needs timing or judging,
+        # so the calling conventions may record it by bumping ``_pending`` alone.
+        self._plain = not self._timed and self._result_is_failure is None
+        self._plain = self._plain and not self._rules.has_rates
+
+        self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._phase = _Phase(CLOSED)
+        self._fast: _Phase | None = self._phase
+        self._refuse_until = -math.inf
+        self._open_count = 0
+        self._successful = self._failed = self._ignored = 0
+        self._slow = self._times_opened = 0
+        self._rejections = AtomicCounter()  # bumped without the lock
+        self._rejected = self._rejections.increment
+        self._transitions: dict[tuple[CircuitState, CircuitState], int] = {}
+        self._listeners: Listeners[StateChange] = Listeners(f"circuit breaker {name!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitBreaker({self.name!r}, state={self._phase.state.value!r}, "
+            f"{self._rules!r}, recovery_timeout={self._recovery_timeout!r})"
+        )
+
+    # ----------------------------------------------------------------- state and metrics
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state; an OPEN breaker whose time is up turns HALF_OPEN here."""
+        phase = self._phase
+        if phase.state is OPEN and self._monotonic() >= self._refuse_until:
+            self._acquire()
+            try:
+                event = self._half_open_if_due(self._monotonic())
+            finally:
+                self._release()
+            if event is not None:
+                self._listeners.emit(event)
+        return self._phase.state
+
+    @property
+    def metrics(self) -> CircuitBreakerMetrics:
+        """A consistent snapshot of the counters and the window."""
+        now = self._monotonic()
+        self._acquire()
+        try:
+            self._absorb(now)
+            event = self._half_open_if_due(now)
+            failure_rate, slow_call_rate = self._rules.rates(now)
+            state = self._phase.state
+            snapshot = CircuitBreakerMetrics(
+                name=self.name,
+                state=state,
+                total_calls=self._successful + self._failed + self._ignored,
+                successful_calls=self._successful,
+                failed_calls=self._failed,
+                ignored_calls=self._ignored,
+                rejected_calls=self._rejections.value,
+                slow_calls=self._slow,
+                consecutive_failures=self._rules.consecutive_failures,
+                failure_rate=failure_rate,
+                slow_call_rate=slow_call_rate,
+                times_opened=self._times_opened,
+                retry_after=max(self._refuse_until - now, 0.0) if state is OPEN else None,
+                transitions=dict(self._transitions),
+            )
+        finally:
+            self._release()
+        if event is not None:
+            self._listeners.emit(event)
+        return snapshot
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset`."""
+        self._set_state(FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Let every call through, counting outcomes but never opening, until :meth:`reset`."""
+        self._set_state(DISABLED)
+
+    def reset(self) -> None:
+        """Return to CLOSED with an empty window and no open-duration backoff."""
+        self._set_state(CLOSED)
+
+    def _set_state(self, state: CircuitState) -> None:
+        now = self._monotonic()
+        self._acquire()
+        try:
+            self._absorb(now)
+            event = None
+            if self._phase.state is not state:
+                event = self._enter(state, now)
+            if state is CLOSED:
+                self._rules.clear()
+                self._open_count = 0
+        finally:
+            self._release()
+        if event is not None:
+            self._listeners.emit(event)
+
+    # ----------------------------------------------------------------------- listeners
+
+    def add_listener(self, listener: Callable[[StateChange], object]) -> None:
+        """Call ``listener(event)`` on every state change.
+
+        Listeners run in the thread that caused the change, after the breaker's lock is
+        released. One that raises is logged and never reaches the caller.
+        """
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Callable[[StateChange], object]) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        self._listeners.remove(listener)
+
+    # ----------------------------------------------------------- transitions (lock held)
+
+    def _absorb(self, now: float) -> None:
+        """Fold in the CLOSED successes the calling conventions counted in ``_pending``.
+
+        They all belong to the current CLOSED phase (the permit was checked under the
+        lock), and they happened before whatever the caller is about to record.
+        """
+        pending = self._pending
+        if pending:
+            self._pending = 0
+            self._successful += pending
+            self._rules.add_successes(pending, now)
+
+    def _enter(self, state: CircuitState, now: float) -> StateChange:
+        previous = self._phase.state
+        phase = self._phase = _Phase(state)
+        self._fast = phase if state is CLOSED else None
+        if state is FORCED_OPEN:
+            self._refuse_until = math.inf
+        elif state is not OPEN:
+            self._refuse_until = -math.inf  # OPEN sets its own deadline in _trip
+        key = (previous, state)
+        self._transitions[key] = self._transitions.get(key, 0) + 1
+        return StateChange(self.name, previous, state, now)
+
+    def _trip(self) -> StateChange:
+        now = self._monotonic()
+        self._open_count += 1
+        duration = min(
+            self._recovery_timeout * self._recovery_backoff ** (self._open_count - 1),
+            self._max_recovery_timeout,
+        )
+        self._times_opened += 1
+        event = self._enter(OPEN, now)
+        self._refuse_until = now + duration
+        return event
+
+    def _half_open_if_due(self, now: float) -> StateChange | None:
+        if self._phase.state is OPEN and now >= self._refuse_until:
+            return self._enter(HALF_OPEN, now)
+        return None
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self) -> _Phase:
+        """Admit a call that found no fast permit, or raise :class:`CircuitBreakerOpenError`.
+
+        The calling conventions already refused OPEN and FORCED_OPEN without the lock;
+        this is HALF_OPEN (and the OPEN -> HALF_OPEN switch), DISABLED, and the races.
+        """
+        now = self._monotonic()
+        retry_after = self._refuse_until - now
+        if retry_after > 0:
+            self._rejected()
+            raise self._refusal(retry_after)
+        self._acquire()
+        try:
+            event = self._half_open_if_due(now)
+            phase = self._phase
+            state = phase.state
+            admitted = state is CLOSED or state is DISABLED
+            if state is HALF_OPEN and phase.probes < self._half_open_max_calls:
+                phase.probes += 1
+                admitted = True
+            retry_after = self._refuse_until - now
+        finally:
+            self._release()
+        if event is not None:
+            self._listeners.emit(event)
+        if admitted:
+            return phase
+        self._rejected()
+        if state is HALF_OPEN:
+            raise CircuitBreakerOpenError(self.name, state, None)
+        raise self._refusal(retry_after)
+
+    def _refusal(self, retry_after: float) -> CircuitBreakerOpenError:
+        """The error for a call refused ``retry_after`` seconds before OPEN ends."""
+        if retry_after == math.inf:
+            return CircuitBreakerOpenError(self.name, FORCED_OPEN, None)
+        return CircuitBreakerOpenError(self.name, OPEN, retry_after)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _on_result(self, phase: _Phase, result: object, start: float) -> None:
+        """Record a call that returned ``result`` (``NO_RESULT`` for a ``with`` block)."""
+        outcome = _SUCCESS
+        predicate = self._result_is_failure
+        if predicate is not None and result is not NO_RESULT:
+            try:
+                if predicate(result):
+                    outcome = _FAILURE
+            except Exception:
+                _log.exception("result_is_failure of circuit breaker %r failed", self.name)
+        self._settle(phase, outcome, start)
+
+    def _on_exception(self, phase: _Phase, exc: BaseException, start: float) -> None:
+        """Record a call that raised ``exc``; cancellation only gives the permit back."""
+        if not isinstance(exc, Exception):
+            self._acquire()
+            try:
+                if phase is self._phase and phase.state is HALF_OPEN:
+                    phase.probes -= 1
+            finally:
+                self._release()
+        elif isinstance(exc, self._ignore):
+            self._settle(phase, _IGNORED, start)
+        elif isinstance(exc, self._record):
+            self._settle(phase, _FAILURE, start)
+        else:
+            self._settle(phase, _SUCCESS, start)
+
+    def _settle(self, phase: _Phase, outcome: int, start: float) -> None:
+        """Count one finished call and apply the rules of the phase it was admitted in."""
+        now = self._monotonic() if self._timed else 0.0
+        slow = now - start > self._rules.slow_call_duration
+        event: StateChange | None = None
+        self._acquire()
+        try:
+            if self._pending:
+                self._absorb(now)
+            if outcome == _FAILURE:
+                self._failed += 1
+            elif outcome == _SUCCESS:
+                self._successful += 1
+            else:
+                self._ignored += 1
+            if slow:
+                self._slow += 1
+            state = phase.state
+            if phase is not self._phase:
+                pass  # a late result: counted, but it cannot move a newer state
+            elif state is CLOSED:
+                if outcome != _IGNORED and self._rules.record(outcome == _FAILURE, slow, now):
+                    event = self._trip()
+            elif state is HALF_OPEN:
+                phase.probes -= 1
+                if outcome != _IGNORED:
+                    event = self._settle_probe(phase, outcome == _FAILURE, slow)
+            # DISABLED only counts.
+        finally:
+            self._release()
+        if event is not None:
+            self._listeners.emit(event)
+
+    def _settle_probe(self, phase: _Phase, failed: bool, slow: bool) -> StateChange | None:
+        rules = self._rules
+        if failed or (slow and rules.slow_probe_fails):
+            if failed:
+                rules.consecutive_failures += 1
+            return self._trip()
+        rules.consecutive_failures = 0
+        phase.probe_successes += 1
+        if phase.probe_successes < self._success_threshold:
+            return None
+        rules.clear()
+        self._open_count = 0
+        return self._enter(CLOSED, self._monotonic())

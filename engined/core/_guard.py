@@ -1,0 +1,254 @@
+"""Every way of calling through a guard: decorator, ``call``, ``call_async``, ``with``.
+
+A guard (the circuit breaker now, the bulkhead later) only says how to admit a call and
+how to record its end. This module turns that into the five calling conventions, once,
+so they cannot drift apart. The contract a guard fulfils:
+
+- ``_admit()`` returns a permit or raises; ``_fast`` is a permit that may be used without
+  calling ``_admit`` (the breaker's CLOSED phase), or ``None``;
+- while ``_monotonic()`` is below ``_refuse_until`` (``-inf``: never; ``inf``: until told
+  otherwise) every call is refused at once: ``_rejected()`` counts it (an
+  :class:`~engined.core._counter.AtomicCounter`, no lock) and ``_refusal(retry_after)``
+  is raised;
+- ``_on_result(permit, result, start)`` and ``_on_exception(permit, exc, start)`` record
+  the end of an admitted call, and give the permit back;
+- ``_timed`` says whether ``start`` must be read from ``_monotonic`` before the call;
+- when ``_plain`` is true, a call that returned on the ``_fast`` permit is recorded by
+  bumping ``_pending`` under ``_acquire``/``_release`` and nothing else; the guard folds
+  ``_pending`` into its books at its next locked operation. The permit is compared under
+  the lock, so a result that arrives after the guard moved on still goes the long way.
+
+The fast permit and the refusal are the hot paths of a guarded call (the second one is
+every call while a dependency is down), so they are written out in each of the four
+calling conventions below rather than behind one more Python call: routing them
+through a helper costs a fifth of the breaker's budget on success, and an extra
+traceback entry per refusal.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+__all__ = ["NO_RESULT", "Guard"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+NO_RESULT: Any = object()
+"""Passed to ``_on_result`` when a ``with`` block ends: there is no return value to judge."""
+
+
+class Guard:
+    """Base of the guards: the calling conventions over ``_admit`` and ``_on_*``."""
+
+    __slots__ = ("_pending", "_permits")
+
+    _fast: object | None
+    _timed: bool
+    _plain: bool
+    _refuse_until: float
+    _rejected: Callable[[], int]
+    _acquire: Callable[[], object]
+    _release: Callable[[], None]
+    _monotonic: Callable[[], float]
+
+    def __init__(self, name: str) -> None:
+        self._pending = 0
+        self._permits: contextvars.ContextVar[tuple[tuple[Any, float], ...]] = (
+            contextvars.ContextVar(f"engined.guard.{name}", default=())
+        )
+
+    def _admit(self) -> Any:
+        raise NotImplementedError
+
+    def _refusal(self, retry_after: float) -> Exception:
+        raise NotImplementedError
+
+    def _on_result(self, permit: Any, result: object, start: float) -> None:
+        raise NotImplementedError
+
+    def _on_exception(self, permit: Any, exc: BaseException, start: float) -> None:
+        raise NotImplementedError
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn(*args, **kwargs)`` through the guard and return its result."""
+        permit = self._fast
+        if permit is None:
+            retry_after = self._refuse_until - self._monotonic()
+            if retry_after > 0:
+                self._rejected()
+                raise self._refusal(retry_after)
+            permit = self._admit()
+        start = self._monotonic() if self._timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._on_exception(permit, exc, start)
+            raise
+        if self._plain:
+            self._acquire()
+            try:
+                if permit is self._fast:
+                    self._pending += 1
+                    return result
+            finally:
+                self._release()
+        self._on_result(permit, result, start)
+        return result
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Await ``fn(*args, **kwargs)`` through the guard and return its result."""
+        permit = self._fast
+        if permit is None:
+            retry_after = self._refuse_until - self._monotonic()
+            if retry_after > 0:
+                self._rejected()
+                raise self._refusal(retry_after)
+            permit = self._admit()
+        start = self._monotonic() if self._timed else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._on_exception(permit, exc, start)
+            raise
+        if self._plain:
+            self._acquire()
+            try:
+                if permit is self._fast:
+                    self._pending += 1
+                    return result
+            finally:
+                self._release()
+        self._on_result(permit, result, start)
+        return result
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]], /
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]: ...
+
+    def __call__(self, fn: Callable[P, Any], /) -> Callable[P, Any]:
+        """Decorate a sync or async function so every call goes through the guard."""
+        if not callable(fn):
+            msg = f"a guard decorates a callable, got {type(fn).__name__}"
+            raise TypeError(msg)
+        if inspect.iscoroutinefunction(fn):
+            return self._wrap_async(fn)
+        return self._wrap_sync(fn)
+
+    def _wrap_sync(self, fn: Callable[P, T]) -> Callable[P, T]:
+        acquire, release, monotonic = self._acquire, self._release, self._monotonic
+        rejected, refusal = self._rejected, self._refusal
+        timed, plain = self._timed, self._plain
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            permit = self._fast
+            if permit is None:
+                retry_after = self._refuse_until - monotonic()
+                if retry_after > 0:
+                    rejected()
+                    raise refusal(retry_after)
+                permit = self._admit()
+            start = monotonic() if timed else 0.0
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                self._on_exception(permit, exc, start)
+                raise
+            if plain:
+                acquire()
+                try:
+                    if permit is self._fast:
+                        self._pending += 1
+                        return result
+                finally:
+                    release()
+            self._on_result(permit, result, start)
+            return result
+
+        return guarded
+
+    def _wrap_async(
+        self, fn: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        acquire, release, monotonic = self._acquire, self._release, self._monotonic
+        rejected, refusal = self._rejected, self._refusal
+        timed, plain = self._timed, self._plain
+
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            permit = self._fast
+            if permit is None:
+                retry_after = self._refuse_until - monotonic()
+                if retry_after > 0:
+                    rejected()
+                    raise refusal(retry_after)
+                permit = self._admit()
+            start = monotonic() if timed else 0.0
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                self._on_exception(permit, exc, start)
+                raise
+            if plain:
+                acquire()
+                try:
+                    if permit is self._fast:
+                        self._pending += 1
+                        return result
+                finally:
+                    release()
+            self._on_result(permit, result, start)
+            return result
+
+        return guarded
+
+    # Context managers keep their permits on a per-context stack, so concurrent threads
+    # and tasks (and nested blocks) each close the permit they opened.
+
+    def __enter__(self) -> None:
+        permit = self._fast
+        if permit is None:
+            retry_after = self._refuse_until - self._monotonic()
+            if retry_after > 0:
+                self._rejected()
+                raise self._refusal(retry_after)
+            permit = self._admit()
+        start = self._monotonic() if self._timed else 0.0
+        self._permits.set((*self._permits.get(), (permit, start)))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack = self._permits.get()
+        permit, start = stack[-1]
+        self._permits.set(stack[:-1])
+        if exc is None:
+            self._on_result(permit, NO_RESULT, start)
+        else:
+            self._on_exception(permit, exc, start)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
