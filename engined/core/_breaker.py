@@ -21,6 +21,7 @@ whoever looks next, so there is no timer thread.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -55,14 +56,22 @@ _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
 
 
 class _Phase:
-    """One stay in one state; HALF_OPEN keeps its probe accounting here."""
+    """One stay in one state.
 
-    __slots__ = ("probe_successes", "probes", "state")
+    A CLOSED phase tallies its plain successes without the lock: ``tally`` is the
+    ``__next__`` of an ``itertools.count``, one atomic C call. Reading it under the lock
+    draws a ticket too, so the successes since the last read are the tickets between
+    ``seen`` and the one drawn. HALF_OPEN keeps its probe accounting here.
+    """
+
+    __slots__ = ("probe_successes", "probes", "seen", "state", "tally")
 
     def __init__(self, state: CircuitState) -> None:
         self.state = state
         self.probes = 0
         self.probe_successes = 0
+        self.tally = itertools.count().__next__ if state is CLOSED else None
+        self.seen = 0  # tally tickets already accounted for
 
 
 class CircuitBreaker(Guard):
@@ -166,13 +175,15 @@ class CircuitBreaker(Guard):
         self._monotonic = clock.monotonic
         self._timed = self._rules.timed
         # Plain: a success in CLOSED can neither trip a rule nor needs timing or judging,
-        # so the calling conventions may record it by bumping ``_pending`` alone.
+        # so the calling conventions may record it lock-free on the phase's tally.
         self._plain = not self._timed and self._result_is_failure is None
         self._plain = self._plain and not self._rules.has_rates
 
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
+        self._fast_successes = AtomicCounter()  # plain CLOSED successes, bumped lock-free
+        self._succeeded = self._fast_successes.increment
         self._phase = _Phase(CLOSED)
         self._fast: _Phase | None = self._phase
         self._refuse_until = -math.inf
@@ -215,12 +226,13 @@ class CircuitBreaker(Guard):
             self._absorb(now)
             event = self._half_open_if_due(now)
             failure_rate, slow_call_rate = self._rules.rates(now)
+            successful = self._successful + self._fast_successes.value
             state = self._phase.state
             snapshot = CircuitBreakerMetrics(
                 name=self.name,
                 state=state,
-                total_calls=self._successful + self._failed + self._ignored,
-                successful_calls=self._successful,
+                total_calls=successful + self._failed + self._ignored,
+                successful_calls=successful,
                 failed_calls=self._failed,
                 ignored_calls=self._ignored,
                 rejected_calls=self._rejections.value,
@@ -283,16 +295,18 @@ class CircuitBreaker(Guard):
     # ----------------------------------------------------------- transitions (lock held)
 
     def _absorb(self, now: float) -> None:
-        """Fold in the CLOSED successes the calling conventions counted in ``_pending``.
+        """Fold the current CLOSED phase's lock-free successes into the rules.
 
-        They all belong to the current CLOSED phase (the permit was checked under the
-        lock), and they happened before whatever the caller is about to record.
+        They happened before whatever the caller is about to record, so the window and
+        the failure streak see them in order. A retired phase is never read again: its
+        late successes count in the totals only. ``_settle`` repeats these lines inline.
         """
-        pending = self._pending
-        if pending:
-            self._pending = 0
-            self._successful += pending
-            self._rules.add_successes(pending, now)
+        phase = self._phase
+        if self._plain and phase.tally is not None:
+            ticket = phase.tally()
+            if ticket != phase.seen:
+                self._rules.add_successes(ticket - phase.seen, now)
+            phase.seen = ticket + 1
 
     def _enter(self, state: CircuitState, now: float) -> StateChange:
         previous = self._phase.state
@@ -400,8 +414,6 @@ class CircuitBreaker(Guard):
         event: StateChange | None = None
         self._acquire()
         try:
-            if self._pending:
-                self._absorb(now)
             if outcome == _FAILURE:
                 self._failed += 1
             elif outcome == _SUCCESS:
@@ -414,8 +426,15 @@ class CircuitBreaker(Guard):
             if phase is not self._phase:
                 pass  # a late result: counted, but it cannot move a newer state
             elif state is CLOSED:
-                if outcome != _IGNORED and self._rules.record(outcome == _FAILURE, slow, now):
-                    event = self._trip()
+                if outcome != _IGNORED:
+                    rules = self._rules
+                    if self._plain:  # _absorb, inlined: this is every failure's path
+                        ticket = phase.tally()  # type: ignore[misc]  # CLOSED has a tally
+                        if ticket != phase.seen:
+                            rules.add_successes(ticket - phase.seen, now)
+                        phase.seen = ticket + 1
+                    if rules.record(outcome == _FAILURE, slow, now):
+                        event = self._trip()
             elif state is HALF_OPEN:
                 phase.probes -= 1
                 if outcome != _IGNORED:

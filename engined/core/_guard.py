@@ -13,16 +13,16 @@ so they cannot drift apart. The contract a guard fulfils:
 - ``_on_result(permit, result, start)`` and ``_on_exception(permit, exc, start)`` record
   the end of an admitted call, and give the permit back;
 - ``_timed`` says whether ``start`` must be read from ``_monotonic`` before the call;
-- when ``_plain`` is true, a call that returned on the ``_fast`` permit is recorded by
-  bumping ``_pending`` under ``_acquire``/``_release`` and nothing else; the guard folds
-  ``_pending`` into its books at its next locked operation. The permit is compared under
-  the lock, so a result that arrives after the guard moved on still goes the long way.
+- when ``_plain`` is true, a call that returned on a permit with a ``tally`` is recorded
+  by calling ``permit.tally()`` and ``_succeeded()``, two atomic C calls and no lock; the
+  guard folds the permit's tally into its books at its next locked operation.
 
-The fast permit and the refusal are the hot paths of a guarded call (the second one is
-every call while a dependency is down), so they are written out in each of the four
+The lock-free success and the refusal are the hot paths of a guarded call (the second
+is every call while a dependency is down), so they are written out in each of the four
 calling conventions below rather than behind one more Python call: routing them
 through a helper costs a fifth of the breaker's budget on success, and an extra
-traceback entry per refusal.
+traceback entry per refusal. Keeping the lock off the success path also keeps threads
+from queueing behind one that the interpreter switched out while it held the lock.
 """
 
 from __future__ import annotations
@@ -46,19 +46,17 @@ NO_RESULT: Any = object()
 class Guard:
     """Base of the guards: the calling conventions over ``_admit`` and ``_on_*``."""
 
-    __slots__ = ("_pending", "_permits")
+    __slots__ = ("_permits",)
 
-    _fast: object | None
+    _fast: Any
     _timed: bool
     _plain: bool
     _refuse_until: float
     _rejected: Callable[[], int]
-    _acquire: Callable[[], object]
-    _release: Callable[[], None]
+    _succeeded: Callable[[], int]
     _monotonic: Callable[[], float]
 
     def __init__(self, name: str) -> None:
-        self._pending = 0
         self._permits: contextvars.ContextVar[tuple[tuple[Any, float], ...]] = (
             contextvars.ContextVar(f"engined.guard.{name}", default=())
         )
@@ -91,13 +89,11 @@ class Guard:
             self._on_exception(permit, exc, start)
             raise
         if self._plain:
-            self._acquire()
-            try:
-                if permit is self._fast:
-                    self._pending += 1
-                    return result
-            finally:
-                self._release()
+            tally = permit.tally
+            if tally is not None:
+                tally()
+                self._succeeded()
+                return result
         self._on_result(permit, result, start)
         return result
 
@@ -119,13 +115,11 @@ class Guard:
             self._on_exception(permit, exc, start)
             raise
         if self._plain:
-            self._acquire()
-            try:
-                if permit is self._fast:
-                    self._pending += 1
-                    return result
-            finally:
-                self._release()
+            tally = permit.tally
+            if tally is not None:
+                tally()
+                self._succeeded()
+                return result
         self._on_result(permit, result, start)
         return result
 
@@ -147,7 +141,7 @@ class Guard:
         return self._wrap_sync(fn)
 
     def _wrap_sync(self, fn: Callable[P, T]) -> Callable[P, T]:
-        acquire, release, monotonic = self._acquire, self._release, self._monotonic
+        monotonic, succeeded = self._monotonic, self._succeeded
         rejected, refusal = self._rejected, self._refusal
         timed, plain = self._timed, self._plain
 
@@ -167,13 +161,11 @@ class Guard:
                 self._on_exception(permit, exc, start)
                 raise
             if plain:
-                acquire()
-                try:
-                    if permit is self._fast:
-                        self._pending += 1
-                        return result
-                finally:
-                    release()
+                tally = permit.tally
+                if tally is not None:
+                    tally()
+                    succeeded()
+                    return result
             self._on_result(permit, result, start)
             return result
 
@@ -182,7 +174,7 @@ class Guard:
     def _wrap_async(
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
-        acquire, release, monotonic = self._acquire, self._release, self._monotonic
+        monotonic, succeeded = self._monotonic, self._succeeded
         rejected, refusal = self._rejected, self._refusal
         timed, plain = self._timed, self._plain
 
@@ -202,13 +194,11 @@ class Guard:
                 self._on_exception(permit, exc, start)
                 raise
             if plain:
-                acquire()
-                try:
-                    if permit is self._fast:
-                        self._pending += 1
-                        return result
-                finally:
-                    release()
+                tally = permit.tally
+                if tally is not None:
+                    tally()
+                    succeeded()
+                    return result
             self._on_result(permit, result, start)
             return result
 

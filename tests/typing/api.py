@@ -1,0 +1,55 @@
+"""Static checks of the public API's types: mypy --strict reads this file, nothing runs it.
+
+Each ``assert_type`` fails the type check if a decorator or call loses a signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, assert_type
+
+import engined
+from engined.testing import FakeClock
+
+breaker = engined.CircuitBreaker("db", failure_threshold=3, clock=FakeClock())
+
+
+@breaker
+def lookup(key: str, *, default: int = 0) -> int:
+    """A sync function keeps its exact signature through the decorator."""
+    return default
+
+
+@breaker
+async def fetch(key: str) -> bytes:
+    """An async function stays a coroutine function with its signature."""
+    return key.encode()
+
+
+@engined.circuit_breaker("payments")
+def charge(amount: float) -> bool:
+    """The registry decorator factory types the same way."""
+    return amount > 0
+
+
+assert_type(lookup("k", default=1), int)
+_pending_fetch = assert_type(fetch("k"), Coroutine[Any, Any, bytes])
+assert_type(charge(1.0), bool)
+assert_type(breaker.call(lookup, "k"), int)
+assert_type(breaker.state, engined.CircuitState)
+assert_type(breaker.metrics.failure_rate, float | None)
+assert_type(engined.default_registry().get("db"), engined.CircuitBreaker | None)
+
+
+async def use_async() -> None:
+    """``call_async`` returns the awaited value's type."""
+    assert_type(await breaker.call_async(fetch, "k"), bytes)
+    async with breaker:
+        pass
+
+
+def bad_calls() -> None:
+    """Wrong arguments are type errors; the ignores prove mypy sees them."""
+    lookup(1)  # type: ignore[arg-type]
+    lookup("k", defualt=1)  # type: ignore[call-arg]
+    breaker.call(lookup, 1)  # type: ignore[arg-type]
