@@ -270,6 +270,10 @@ class CircuitBreaker(Guard):
             event = None
             if self._phase.state is not state:
                 event = self._enter(state, now)
+            elif state is CLOSED:
+                # Not a transition, but still a fresh start: calls admitted before the
+                # reset are late now, like after any other state change.
+                self._phase = self._fast = _Phase(CLOSED)
             if state is CLOSED:
                 self._rules.clear()
                 self._open_count = 0

@@ -457,3 +457,40 @@ def test_late_failure_from_an_older_closed_phase_does_not_count(
     assert m.state is CircuitState.CLOSED
     assert m.consecutive_failures == 0
     assert breaker.call(lambda: "ok") == "ok"
+
+
+def test_late_failure_admitted_before_reset_in_closed_does_not_count(
+    make_breaker: Factory, assert_invariant: Invariant
+) -> None:
+    """reset() while CLOSED starts afresh: a failure admitted before it cannot trip the breaker."""
+    breaker = make_breaker(failure_threshold=1)
+    _finish_late(breaker, "failure", breaker.reset)
+    m = breaker.metrics
+    assert_invariant(m)
+    assert m.state is CircuitState.CLOSED
+    assert m.failed_calls == 1
+    assert m.consecutive_failures == 0
+
+
+@pytest.mark.parametrize("entry", ["decorator", "call"])
+def test_late_lock_free_success_cannot_reset_a_newer_failure_streak(
+    make_breaker: Factory, assert_invariant: Invariant, entry: str
+) -> None:
+    """A plain success admitted before reset() and finished after it stays out of the new streak."""
+    breaker = make_breaker(failure_threshold=3)
+
+    def in_flight() -> str:
+        breaker.reset()  # a new CLOSED phase starts while this call runs
+        _fail(breaker)
+        _fail(breaker)
+        return "late"
+
+    guarded = breaker(in_flight) if entry == "decorator" else (lambda: breaker.call(in_flight))
+    assert guarded() == "late"
+    assert breaker.metrics.consecutive_failures == 2  # the late success did not reset it
+    _fail(breaker)
+    m = breaker.metrics
+    assert_invariant(m)
+    assert m.state is CircuitState.OPEN
+    assert m.successful_calls == 1
+    assert m.failed_calls == 3
