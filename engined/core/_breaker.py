@@ -112,6 +112,40 @@ class CircuitBreaker(Guard):
         ValueError: A parameter is out of range; the message names it.
     """
 
+    __slots__ = (
+        "_acquire",
+        "_failed",
+        "_fast",
+        "_fast_successes",
+        "_half_open_max_calls",
+        "_ignore",
+        "_ignored",
+        "_listeners",
+        "_lock",
+        "_max_recovery_timeout",
+        "_monotonic",
+        "_open_count",
+        "_phase",
+        "_plain",
+        "_record",
+        "_recovery_backoff",
+        "_recovery_timeout",
+        "_refuse_until",
+        "_rejected",
+        "_rejections",
+        "_release",
+        "_result_is_failure",
+        "_rules",
+        "_slow",
+        "_succeeded",
+        "_success_threshold",
+        "_successful",
+        "_timed",
+        "_times_opened",
+        "_transitions",
+        "name",
+    )
+
     def __init__(
         self,
         name: str,
@@ -413,8 +447,11 @@ class CircuitBreaker(Guard):
 
     def _settle(self, phase: _Phase, outcome: int, start: float) -> None:
         """Count one finished call and apply the rules of the phase it was admitted in."""
-        now = self._monotonic() if self._timed else 0.0
-        slow = now - start > self._rules.slow_call_duration
+        if self._timed:
+            now = self._monotonic()
+            slow = now - start > self._rules.slow_call_duration
+        else:
+            now, slow = 0.0, False
         event: StateChange | None = None
         self._acquire()
         try:
