@@ -1,6 +1,7 @@
 """engined: circuit breakers, retries, health checks and auto-heal for Python services."""
 
 from engined._clock import SYSTEM_CLOCK, Clock, SystemClock
+from engined.core.bulkhead import Bulkhead, BulkheadFullError, bulkhead
 from engined.core.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerMetrics,
@@ -11,20 +12,32 @@ from engined.core.circuit_breaker import (
     circuit_breaker,
     default_registry,
 )
+from engined.core.fallback import fallback
+from engined.core.retry import Backoff, RetryBudget, retry
+from engined.core.timeout import CallTimeoutError, timeout
 
 __all__ = [
+    "Backoff",
+    "Bulkhead",
+    "BulkheadFullError",
+    "CallTimeoutError",
     "CircuitBreaker",
     "CircuitBreakerMetrics",
     "CircuitBreakerOpenError",
     "CircuitBreakerRegistry",
     "CircuitState",
     "Clock",
+    "RetryBudget",
     "SYSTEM_CLOCK",
     "StateChange",
     "SystemClock",
     "__version__",
+    "bulkhead",
     "circuit_breaker",
     "default_registry",
+    "fallback",
+    "retry",
+    "timeout",
 ]
 
 

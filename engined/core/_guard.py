@@ -4,8 +4,9 @@ A guard (the circuit breaker now, the bulkhead later) only says how to admit a c
 how to record its end. This module turns that into the five calling conventions, once,
 so they cannot drift apart. The contract a guard fulfils:
 
-- ``_admit()`` returns a permit or raises; ``_fast`` is a permit that may be used without
-  calling ``_admit`` (the breaker's CLOSED phase), or ``None``;
+- ``_admit()`` returns a permit or raises, and ``_admit_async()`` is its asyncio form (by
+  default the same, for guards that never wait); ``_fast`` is a permit that may be used
+  without admission (the breaker's CLOSED phase), or ``None``;
 - while ``_monotonic()`` is below ``_refuse_until`` (``-inf``: never; ``inf``: until told
   otherwise) every call is refused at once: ``_rejected()`` counts it (an
   :class:`~engined.core._counter.AtomicCounter`, no lock) and ``_refusal(retry_after)``
@@ -43,26 +44,35 @@ NO_RESULT: Any = object()
 """Passed to ``_on_result`` when a ``with`` block ends: there is no return value to judge."""
 
 
+def _uncounted() -> int:
+    """Stands in for a counter that a guard does not keep."""
+    return 0
+
+
 class Guard:
     """Base of the guards: the calling conventions over ``_admit`` and ``_on_*``."""
 
-    __slots__ = ("_permits",)
+    __slots__ = ("_permits", "_rejected", "_succeeded")
 
     _fast: Any
     _timed: bool
     _plain: bool
     _refuse_until: float
-    _rejected: Callable[[], int]
-    _succeeded: Callable[[], int]
     _monotonic: Callable[[], float]
 
     def __init__(self, name: str) -> None:
         self._permits: contextvars.ContextVar[tuple[tuple[Any, float], ...]] = (
             contextvars.ContextVar(f"engined.guard.{name}", default=())
         )
+        # Counters of the lock-free paths; a guard without those paths keeps none.
+        self._succeeded: Callable[[], int] = _uncounted
+        self._rejected: Callable[[], int] = _uncounted
 
     def _admit(self) -> Any:
         raise NotImplementedError
+
+    async def _admit_async(self) -> Any:
+        return self._admit()
 
     def _refusal(self, retry_after: float) -> Exception:
         raise NotImplementedError
@@ -107,7 +117,7 @@ class Guard:
             if retry_after > 0:
                 self._rejected()
                 raise self._refusal(retry_after)
-            permit = self._admit()
+            permit = await self._admit_async()
         start = self._monotonic() if self._timed else 0.0
         try:
             result = await fn(*args, **kwargs)
@@ -186,7 +196,7 @@ class Guard:
                 if retry_after > 0:
                     rejected()
                     raise refusal(retry_after)
-                permit = self._admit()
+                permit = await self._admit_async()
             start = monotonic() if timed else 0.0
             try:
                 result = await fn(*args, **kwargs)
@@ -233,7 +243,11 @@ class Guard:
             self._on_exception(permit, exc, start)
 
     async def __aenter__(self) -> None:
-        self.__enter__()
+        permit = self._fast
+        if permit is None:
+            permit = await self._admit_async()
+        start = self._monotonic() if self._timed else 0.0
+        self._permits.set((*self._permits.get(), (permit, start)))
 
     async def __aexit__(
         self,

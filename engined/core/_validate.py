@@ -15,6 +15,7 @@ __all__ = [
     "check_callable",
     "check_exception_types",
     "check_int",
+    "check_matcher",
     "check_name",
     "check_positive",
     "check_rate",
@@ -97,3 +98,25 @@ def check_callable(param: str, value: object) -> Callable[..., Any]:
         msg = f"{param} must be callable, got {type(value).__name__}"
         raise TypeError(msg)
     return value
+
+
+def check_matcher(param: str, value: object) -> Callable[[BaseException], bool]:
+    """Return a predicate for ``on=``: an exception class, a tuple of them, or a predicate.
+
+    Whatever it says, a ``BaseException`` that is not an ``Exception`` never matches:
+    cancellation and interpreter exits are not failures to retry or to paper over.
+    """
+    if isinstance(value, type | tuple):
+        types = check_exception_types(param, value)
+        if not types:
+            msg = f"{param} must name at least one exception class"
+            raise ValueError(msg)
+        return lambda exc: isinstance(exc, Exception) and isinstance(exc, types)
+    if callable(value):
+        predicate: Callable[[BaseException], object] = value
+        return lambda exc: isinstance(exc, Exception) and bool(predicate(exc))
+    msg = (
+        f"{param} must be an exception class, a tuple of them or a predicate, "
+        f"got {type(value).__name__}"
+    )
+    raise TypeError(msg)
