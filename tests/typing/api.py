@@ -5,6 +5,7 @@ Each ``assert_type`` fails the type check if a decorator or call loses a signatu
 
 from __future__ import annotations
 
+import random
 from collections.abc import Coroutine
 from typing import Any, assert_type
 
@@ -53,3 +54,31 @@ def bad_calls() -> None:
     lookup(1)  # type: ignore[arg-type]
     lookup("k", defualt=1)  # type: ignore[call-arg]
     breaker.call(lookup, 1)  # type: ignore[arg-type]
+
+
+@engined.fallback(lambda exc, key: -1, on=KeyError)
+@engined.retry(on=ConnectionError, attempts=3, budget=engined.RetryBudget())
+@engined.bulkhead("db", max_concurrent=4)
+def stacked(key: str) -> int:
+    """Every decorator keeps the function's signature."""
+    return len(key)
+
+
+@engined.retry(on=lambda exc: isinstance(exc, TimeoutError))
+@engined.timeout(1.0)
+async def limited(key: str) -> bytes:
+    """timeout() accepts async functions and keeps their type."""
+    return key.encode()
+
+
+assert_type(stacked("k"), int)
+_pending_limited = assert_type(limited("k"), Coroutine[Any, Any, bytes])
+assert_type(engined.Backoff(jitter="none").delay(1, random.Random()), float)
+
+
+def timeout_refuses_sync_functions() -> None:
+    """Decorating a sync function with timeout() is a type error, not only a runtime one."""
+
+    @engined.timeout(1.0)  # type: ignore[type-var]
+    def blocking() -> int:
+        return 1
