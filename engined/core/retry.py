@@ -97,6 +97,10 @@ class RetryBudget:
 
     def record_success(self) -> None:
         """Earn ``token_ratio`` tokens back, up to ``max_tokens``."""
+        if self._tokens >= self.max_tokens:
+            # Full, the usual state: skip the lock. A failure racing with this read is
+            # ordered after the success, which would have been clamped away anyway.
+            return
         with self._lock:
             self._tokens = min(self._tokens + self.token_ratio, self.max_tokens)
 
