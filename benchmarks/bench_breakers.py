@@ -227,11 +227,16 @@ def noise(samples: Samples) -> str:
     )
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(
+    argv: Sequence[str] | None, *, doc: str, repeats: int, calls: int
+) -> argparse.Namespace:
+    """The command line both benchmarks share; ``repeats`` and ``calls`` are the defaults."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny loops, one repeat (smoke test)")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 5; quick: 1)")
-    parser.add_argument("--calls", type=int, help="calls per timed loop (default 200000)")
+    parser.add_argument(
+        "--repeats", type=int, help=f"interleaved repeats (default {repeats}; quick: 1)"
+    )
+    parser.add_argument("--calls", type=int, help=f"calls per timed loop (default {calls})")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     args = parser.parse_args(argv)
@@ -254,7 +259,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, doc=__doc__ or "", repeats=5, calls=200_000)
     settings = settings_from(args)
     if importlib.util.find_spec("engined") is None:
         sys.path.insert(0, str(REPO_ROOT))  # not installed: measure this checkout

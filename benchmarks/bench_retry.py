@@ -8,7 +8,6 @@ See benchmarks/README.md ("Retry benchmark") for what is timed and how each libr
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
 import json
@@ -22,7 +21,7 @@ from typing import Any
 
 from _cases import Subject, aok, ok, time_case
 from _libraries import _version
-from bench_breakers import Verdict, fmt_ns, markdown, noise
+from bench_breakers import Verdict, fmt_ns, markdown, noise, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.1  # engined's ns/call at most this times the fastest peer's, per case
@@ -189,22 +188,8 @@ def stamina_instrumentation() -> dict[str, Any] | None:
     return {"is_active": stamina.is_active(), "is_testing": stamina.is_testing(), "hooks": hooks}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny loops, one repeat (smoke test)")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 7; quick: 1)")
-    parser.add_argument("--calls", type=int, help="calls per timed loop (default 20000)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
-    args = parser.parse_args(argv)
-    for option in ("repeats", "calls"):
-        if (value := getattr(args, option)) is not None and value < 1:
-            parser.error(f"--{option} must be at least 1")
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, doc=__doc__ or "", repeats=7, calls=20_000)
     calls = args.calls or (300 if args.quick else 20_000)
     settings = Settings(calls, args.repeats or (1 if args.quick else 7), max(50, calls // 20))
     if importlib.util.find_spec("engined") is None:
