@@ -13,6 +13,15 @@ from engined.core.circuit_breaker import (
     default_registry,
 )
 from engined.core.fallback import fallback
+from engined.core.health import (
+    ComponentHealth,
+    ComponentType,
+    HealState,
+    HealthCheckConfig,
+    HealthCheckResult,
+    HealthStatus,
+    SystemHealth,
+)
 from engined.core.retry import Backoff, RetryBudget, retry
 from engined.core.timeout import CallTimeoutError, timeout
 
@@ -27,10 +36,17 @@ __all__ = [
     "CircuitBreakerRegistry",
     "CircuitState",
     "Clock",
+    "ComponentHealth",
+    "ComponentType",
+    "HealState",
+    "HealthCheckConfig",
+    "HealthCheckResult",
+    "HealthStatus",
     "RetryBudget",
     "SYSTEM_CLOCK",
     "StateChange",
     "SystemClock",
+    "SystemHealth",
     "__version__",
     "bulkhead",
     "circuit_breaker",
