@@ -32,7 +32,7 @@ NONE_JITTER = Backoff(initial=0.1, multiplier=2, max=0.3, jitter="none")
 TRIPLING = Backoff(initial=1.0, multiplier=3.0, max=100.0, jitter="none")
 CONSTANT = Backoff(initial=0.5, multiplier=1.0, max=0.5, jitter="none")
 CAP_5 = Backoff(initial=2.0, multiplier=2.0, max=5.0, jitter="none")
-NOTE = re.compile(r"engined\.retry: gave up after (\d+) attempts? \((.+)\)")
+NOTE = re.compile(r"engined\.retry: gave up after (\d+) (attempts?) \((.+)\)")
 
 
 class Boom(Exception):
@@ -94,12 +94,13 @@ def _retried(mode: str, script: Script, **config: Any) -> Callable[..., Any]:
 
 
 def _note(exc: BaseException) -> tuple[int, str]:
-    """Return (attempts, reason) from the single retry note on ``exc``."""
+    """Return (attempts, reason) from the one retry note on ``exc``: "1 attempt", "N attempts"."""
     notes = [n for n in getattr(exc, "__notes__", []) if n.startswith("engined.retry")]
     assert len(notes) == 1, getattr(exc, "__notes__", None)
     match = NOTE.fullmatch(notes[0])
     assert match is not None, notes[0]
-    return int(match[1]), match[2]
+    assert match[2] == ("attempt" if match[1] == "1" else "attempts"), notes[0]
+    return int(match[1]), match[3]
 
 
 def _notes(exc: BaseException) -> list[str]:
@@ -703,11 +704,14 @@ async def test_cancelling_during_an_attempt_stops_retrying(clock: FakeClock) -> 
     calls = 0
 
     @retry(on=BaseException, attempts=5, backoff=NONE_JITTER, clock=clock)
-    async def hang() -> None:
+    async def hang() -> str:
         nonlocal calls
         calls += 1
+        if calls > 1:
+            return "retried"  # a wrong retry ends the task at once instead of hanging
         started.set()
         await asyncio.Event().wait()
+        return "never"
 
     task = asyncio.ensure_future(hang())
     await asyncio.wait_for(started.wait(), timeout=5)
