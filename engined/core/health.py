@@ -1,9 +1,11 @@
 """Health checks and auto-heal (DESIGN.md §5): the public home of the health names.
 
-The values (statuses, results, settings, snapshots and the roll-up) are complete; the
-``HealthCheckManager`` that runs checks and heals is the next step of issue 4.
+Values (statuses, results, settings, snapshots, the roll-up) live in ``_health_model``,
+one component's thresholds and heal bookkeeping in ``_health_state``, running a check or a
+heal in ``_health_run``, and the scheduler in ``_health_manager``.
 """
 
+from engined.core._health_manager import HealthCheckManager
 from engined.core._health_model import (
     ComponentHealth,
     ComponentType,
@@ -20,6 +22,7 @@ __all__ = [
     "ComponentType",
     "HealState",
     "HealthCheckConfig",
+    "HealthCheckManager",
     "HealthCheckResult",
     "HealthStatus",
     "SystemHealth",
