@@ -20,8 +20,10 @@ from engined.core.health import (
     HealthCheckConfig,
     HealthCheckManager,
     HealthCheckResult,
+    HealthEvent,
     HealthStatus,
     SystemHealth,
+    breaker_health_check,
 )
 from engined.core.retry import Backoff, RetryBudget, retry
 from engined.core.timeout import CallTimeoutError, timeout
@@ -43,6 +45,7 @@ __all__ = [
     "HealthCheckConfig",
     "HealthCheckManager",
     "HealthCheckResult",
+    "HealthEvent",
     "HealthStatus",
     "RetryBudget",
     "SYSTEM_CLOCK",
@@ -50,6 +53,7 @@ __all__ = [
     "SystemClock",
     "SystemHealth",
     "__version__",
+    "breaker_health_check",
     "bulkhead",
     "circuit_breaker",
     "default_registry",

@@ -11,7 +11,8 @@ the latest state: no request runs a check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import heapq
+import itertools
 import logging
 import random
 import threading
@@ -26,12 +27,22 @@ from engined.core._health_model import (
     ComponentType,
     HealthCheckConfig,
     HealthCheckResult,
+    HealthEvent,
     HealthStatus,
     SystemHealth,
     aggregate,
 )
-from engined.core._health_run import CheckFn, HealFn, Runner, failed, normalize
+from engined.core._health_run import (
+    Busy,
+    CheckFn,
+    HealFn,
+    Runner,
+    failed,
+    normalize,
+    raised_by_callee,
+)
 from engined.core._health_state import ComponentState
+from engined.core._listeners import Listeners
 
 __all__ = ["HealthCheckManager"]
 
@@ -39,7 +50,8 @@ _log = logging.getLogger("engined.health")
 
 C = TypeVar("C", bound=Callable[..., Any])
 
-_JITTER = 0.1  # first run: up to 10 % of the interval (at most 1 s) later, spread out
+_JITTER_MAX = 1.0  # first run: a random delay up to min(interval, 1 s) spreads the load
+_COALESCE = 0.002  # checks due within 2 ms of each other start on the same wake
 
 
 @dataclass(eq=False)
@@ -48,10 +60,12 @@ class _Component:
     state: ComponentState
     heal: HealFn | None
     next_at: float = 0.0
-    in_flight: asyncio.Future[Any] | None = None  # the check run, until it really ends
-    tick: asyncio.Task[None] | None = None  # the current round's tick
+    due_at: float = 0.0  # when the current round's tick was due (tick lag = start - due_at)
+    checking: Busy = field(default_factory=Busy)  # the check really runs (threads outlive limits)
+    heal_busy: Busy = field(default_factory=Busy)
+    tick: asyncio.Future[Any] | None = None  # the current round's tick (a task or a launch)
     healing: asyncio.Task[None] | None = None
-    waiting: list[asyncio.Future[None]] = field(default_factory=list)
+    exhaustion_told: bool = False  # the heal_exhausted event went out for this exhaustion
 
 
 class HealthCheckManager:
@@ -80,12 +94,16 @@ class HealthCheckManager:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()  # guards _components and every ComponentState
         self._components: dict[str, _Component] = {}
+        # (due time, tie-breaker, component); entries of unregistered components are
+        # dropped when popped, so unregistering never searches the heap.
+        self._due: list[tuple[float, int, _Component]] = []
+        self._order = itertools.count()
         self._runner: Runner | None = None
         self._scheduler: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
+        self._sleeping = self._poked = False
         self._heal_slots: asyncio.Semaphore | None = None
-        self._watchers: set[asyncio.Queue[SystemHealth]] = set()
-        self._published: tuple[Any, ...] = ()
+        self._watchers: dict[asyncio.Queue[SystemHealth], tuple[Any, ...]] = {}
+        self._listeners: Listeners[HealthEvent] = Listeners("the health manager")
 
     # ------------------------------------------------------------------ registration
 
@@ -116,9 +134,14 @@ class HealthCheckManager:
             self._refuse_cycle(name, settings.depends_on)
             state = ComponentState(name, kind, settings, has_heal=heal is not None)
             component = _Component(check, state, heal)
-            jitter = self._rng.random() * min(settings.interval * _JITTER, 1.0)
+            jitter = self._rng.random() * min(settings.interval, _JITTER_MAX)
             component.next_at = self._clock.monotonic() + settings.initial_delay + jitter
+            for parent in settings.depends_on:  # share a parent's phase: checked right after it
+                other = self._components.get(parent)
+                if other is not None and other.state.config.interval == settings.interval:
+                    component.next_at = max(component.next_at, other.next_at)
             self._components[name] = component
+            heapq.heappush(self._due, (component.next_at, next(self._order), component))
         self._poke()
 
     def _refuse_cycle(self, name: str, parents: tuple[str, ...]) -> None:
@@ -173,6 +196,14 @@ class HealthCheckManager:
 
         return decorate
 
+    def add_listener(self, listener: Callable[[HealthEvent], object]) -> None:
+        """Call ``listener(event)`` for transitions and heal attempts; one that raises is logged."""
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Callable[[HealthEvent], object]) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
+
     def _get(self, name: str) -> _Component:
         try:
             return self._components[name]
@@ -194,18 +225,16 @@ class HealthCheckManager:
         if self._scheduler is not None:
             return
         self._runtime()
-        self._wake = asyncio.Event()
         self._scheduler = asyncio.create_task(self._schedule(), name="engined-health-scheduler")
 
     async def stop(self) -> None:
         """Stop promptly: cancel the scheduler, ticks and heals without waiting on hung ones."""
         scheduler, self._scheduler = self._scheduler, None
-        tasks = [] if scheduler is None else [scheduler]
+        self._poked = False
+        tasks: list[asyncio.Future[Any]] = [] if scheduler is None else [scheduler]
         with self._lock:
             for component in self._components.values():
                 tasks.extend(t for t in (component.tick, component.healing) if t is not None)
-                if component.in_flight is not None:
-                    component.in_flight.cancel()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -222,67 +251,119 @@ class HealthCheckManager:
         await self.stop()
 
     def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        """Wake a sleeping scheduler: the schedule changed under it."""
+        scheduler = self._scheduler
+        if scheduler is not None and self._sleeping and not self._poked:
+            self._poked = True
+            scheduler.cancel()
 
     async def _schedule(self) -> None:
-        assert self._wake is not None  # set by start()
         while True:
             now = self._clock.monotonic()
             with self._lock:
-                due = [c for c in self._components.values() if c.next_at <= now]
-                for component in due:
-                    interval = component.state.config.interval
-                    component.next_at = max(component.next_at + interval, now)
-                upcoming = min((c.next_at for c in self._components.values()), default=None)
-            ticks = {c.state.name: c for c in due}
-            for component in due:
-                component.tick = asyncio.create_task(self._tick(component, ticks))
-            self._wake.clear()
-            delay = None if upcoming is None else max(upcoming - self._clock.monotonic(), 0.0)
-            sleeper = asyncio.ensure_future(
-                self._clock.sleep_async(delay) if delay is not None else self._wake.wait()
-            )
-            waker = asyncio.ensure_future(self._wake.wait())
+                due = self._pop_due(now + _COALESCE)
+                upcoming = self._due[0][0] if self._due else None
+            for component in due:  # parents' ticks exist before their children start
+                if component.state.config.depends_on:
+                    component.tick = asyncio.create_task(self._tick(component))
+                else:  # the common case, without a task of its own: callbacks record it
+                    component.tick = self._launch(component)
+            self._sleeping = True
             try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                if upcoming is None:
+                    await asyncio.get_running_loop().create_future()  # until poked
+                else:
+                    await self._clock.sleep_async(max(upcoming - self._clock.monotonic(), 0.0))
+            except asyncio.CancelledError:
+                if not self._poked:
+                    raise  # stop()
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
             finally:
-                sleeper.cancel()
-                waker.cancel()
+                self._sleeping = self._poked = False
 
-    async def _tick(self, component: _Component, round_: dict[str, _Component]) -> None:
-        parents = [round_[p].tick for p in component.state.config.depends_on if p in round_]
-        pending = [t for t in parents if t is not None and t is not asyncio.current_task()]
-        if pending:
+    def _pop_due(self, now: float) -> list[_Component]:
+        """Take every component due by ``now`` off the heap and put it back for its next round."""
+        due: list[_Component] = []
+        while self._due and self._due[0][0] <= now:  # ``now`` includes the coalescing slack
+            _, _, component = heapq.heappop(self._due)
+            if self._components.get(component.state.name) is not component:
+                continue  # unregistered
+            due.append(component)
+            component.due_at = component.next_at
+            component.next_at = max(
+                component.next_at + component.state.config.interval, now - _COALESCE
+            )
+            heapq.heappush(self._due, (component.next_at, next(self._order), component))
+        return due
+
+    async def _tick(self, component: _Component) -> None:
+        parents = [self._components.get(p) for p in component.state.config.depends_on]
+        pending = [p.tick for p in parents if p is not None and p.tick is not None]
+        pending = [t for t in pending if not t.done() and t is not asyncio.current_task()]
+        if pending:  # a parent's check of this round (or a late one) comes first
             await asyncio.wait(pending)
-        result = await self._run_check(component)
-        heal = self._record(component, result)
-        if heal is not None:
-            component.healing = asyncio.create_task(heal)
+        self._conclude(component, await self._run_check(component))
 
     # ------------------------------------------------------------------ checks and heals
+
+    def _launch(self, component: _Component) -> asyncio.Future[Any] | None:
+        """Start a scheduled check; its outcome is recorded by a callback."""
+        state, (runner, _) = component.state, self._runtime()
+        started = self._clock.monotonic()
+        if component.checking.running:
+            self._conclude(component, self._stuck(state, started))
+            return None
+        outcome = runner.launch(
+            component.check, (), state.config.effective_timeout, component.checking
+        )
+
+        def record(done: asyncio.Future[tuple[bool, Any]]) -> None:
+            if done.cancelled():
+                return  # stop() or unregister()
+            error = done.exception()
+            finished, raw = (True, None) if error is not None else done.result()
+            self._conclude(component, self._result(state, started, finished, raw, error))
+
+        outcome.add_done_callback(record)
+        return outcome
+
+    def _conclude(self, component: _Component, result: HealthCheckResult) -> None:
+        heal = self._record(component, result)
+        if heal is not None:
+            component.healing = asyncio.ensure_future(heal)
 
     async def _run_check(self, component: _Component) -> HealthCheckResult:
         state, (runner, _) = component.state, self._runtime()
         started = self._clock.monotonic()
-        if component.in_flight is not None and not component.in_flight.done():
-            return failed(
-                state.name, state.component_type, "stuck", duration=0.0, timestamp=started
-            )
-        run = runner.start(component.check)
-        component.in_flight = run
+        if component.checking.running:
+            return self._stuck(state, started)
         try:
-            finished, raw = await runner.wait(run, state.config.effective_timeout)
-        except Exception as exc:
-            now = self._clock.monotonic()
-            error = type(exc).__name__
-            return failed(
-                state.name, state.component_type, error, duration=now - started, timestamp=now
+            finished, raw = await runner.run(
+                component.check, (), state.config.effective_timeout, component.checking
             )
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not raised_by_callee(exc):
+                raise
+            return self._result(state, started, True, None, exc)
+        return self._result(state, started, finished, raw, None)
+
+    def _stuck(self, state: ComponentState, started: float) -> HealthCheckResult:
+        return failed(state.name, state.component_type, "stuck", duration=0.0, timestamp=started)
+
+    def _result(
+        self,
+        state: ComponentState,
+        started: float,
+        finished: bool,
+        raw: object,
+        error: BaseException | None,
+    ) -> HealthCheckResult:
+        """The result of one run: its value, its exception's type, or a timeout."""
         now = self._clock.monotonic()
-        if not finished:
+        if error is not None or not finished:
+            reason = type(error).__name__ if error is not None else "timeout"
             return failed(
-                state.name, state.component_type, "timeout", duration=now - started, timestamp=now
+                state.name, state.component_type, reason, duration=now - started, timestamp=now
             )
         return normalize(
             raw,
@@ -300,17 +381,37 @@ class HealthCheckManager:
             if self._components.get(component.state.name) is not component:
                 return None  # unregistered meanwhile
             previous = component.state.record(result, now)
+            state = component.state
             due = (
                 component.heal is not None
+                and not component.heal_busy.running  # a timed-out heal's thread may still run
                 and (component.healing is None or component.healing.done())
                 and component.state.heal_due(
                     now, parent_unhealthy=self._parent_unhealthy(component)
                 )
             )
             if due:
-                component.state.heal_started()
+                state.heal_started()
+            exhausted = (
+                state.has_heal
+                and state.status is HealthStatus.UNHEALTHY
+                and not state.healing
+                and state.heal_attempts >= state.config.heal_max_attempts
+            )
+            tell_exhausted = exhausted and not component.exhaustion_told
+            component.exhaustion_told = exhausted or (
+                component.exhaustion_told and state.heal_attempts >= state.config.heal_max_attempts
+            )
+        if tell_exhausted:
+            self._listeners.emit(
+                HealthEvent("heal_exhausted", state.name, now, attempt=state.heal_attempts)
+            )
         if previous is not None:
-            _log.info("%s: %s -> %s", component.state.name, previous, component.state.status)
+            current = component.state.status
+            _log.info("%s: %s -> %s", component.state.name, previous, current)
+            self._listeners.emit(
+                HealthEvent("transition", component.state.name, now, previous, current)
+            )
         self._publish()
         return self._heal(component, result) if due else None
 
@@ -319,20 +420,30 @@ class HealthCheckManager:
         state, (runner, slots) = component.state, self._runtime()
         error: str | None = None
         async with slots:
+            attempt = state.heal_attempts
+            self._listeners.emit(
+                HealthEvent("heal_started", state.name, self._clock.monotonic(), attempt=attempt)
+            )
             self._publish()
             try:
-                finished, outcome = await runner.wait(
-                    runner.start(component.heal, trigger), state.config.heal_timeout
+                finished, outcome = await runner.run(
+                    component.heal, (trigger,), state.config.heal_timeout, component.heal_busy
                 )
                 if not finished:
                     error = "timeout"
                 elif outcome is False:
                     error = "returned False"
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if not isinstance(exc, Exception) and not raised_by_callee(exc):
+                    raise
                 error = type(exc).__name__
                 _log.warning("heal of %s failed: %s", state.name, error)
+        now = self._clock.monotonic()
         with self._lock:
-            state.heal_finished(self._clock.monotonic(), error)
+            state.heal_finished(now, error)
+        self._listeners.emit(
+            HealthEvent("heal_finished", state.name, now, attempt=attempt, error=error)
+        )
         self._publish()
 
     def _parent_unhealthy(self, component: _Component) -> bool:
@@ -346,22 +457,53 @@ class HealthCheckManager:
 
     async def run_check(self, name: str) -> ComponentHealth:
         """Run ``name``'s check now, apply thresholds, and await a heal that became due."""
+        healing = await self._check_now(name)
+        if healing is not None:
+            await asyncio.wait({healing})  # its cancellation (unregister) is not ours
+        return self.component(name)
+
+    async def _check_now(self, name: str) -> asyncio.Future[None] | None:
+        """Run one check now; return the heal it started, if any."""
         with self._lock:
             component = self._get(name)
         heal = self._record(component, await self._run_check(component))
-        if heal is not None:
-            component.healing = asyncio.ensure_future(heal)
-            await component.healing
-        return self.component(name)
+        if heal is None:
+            return None
+        component.healing = asyncio.ensure_future(heal)
+        return component.healing
 
     async def run_all(self) -> SystemHealth:
-        """Run every check now, parents before children, awaiting due heals."""
+        """Run every check now, parents before children, then await the heals that became due.
+
+        Components of one dependency level are checked together and heals run side by side,
+        up to ``max_concurrent_heals``.
+        """
         with self._lock:
-            names = self._topological()
-        for name in names:
-            with contextlib.suppress(KeyError):  # unregistered meanwhile
-                await self.run_check(name)
+            levels = self._levels()
+        heals: list[asyncio.Future[None]] = []
+        for level in levels:
+            outcomes = await asyncio.gather(
+                *(self._check_now(name) for name in level), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, asyncio.Future):
+                    heals.append(outcome)
+                elif isinstance(outcome, BaseException) and not isinstance(outcome, KeyError):
+                    raise outcome  # KeyError: unregistered meanwhile
+        if heals:
+            await asyncio.wait(heals)
         return self.snapshot()
+
+    def _levels(self) -> list[list[str]]:
+        """Component names grouped by dependency depth: roots first."""
+        depth: dict[str, int] = {}
+        for name in self._topological():
+            parents = [p for p in self._components[name].state.config.depends_on if p in depth]
+            depth[name] = 1 + max((depth[p] for p in parents), default=-1)
+        levels: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+        for name, level in depth.items():
+            levels[level].append(name)
+        return levels
 
     def _topological(self) -> list[str]:
         order: list[str] = []
@@ -414,26 +556,32 @@ class HealthCheckManager:
         A slow reader skips intermediate values and always gets the latest.
         """
         queue: asyncio.Queue[SystemHealth] = asyncio.Queue(maxsize=1)
-        self._watchers.add(queue)
+        health = self.snapshot()
+        self._watchers[queue] = _signature(health)
         try:
-            yield self.snapshot()
+            yield health
             while True:
                 yield await queue.get()
         finally:
-            self._watchers.discard(queue)
+            self._watchers.pop(queue, None)
 
     def _publish(self) -> None:
         if not self._watchers:
             return
         health = self.snapshot()
-        signature = (
-            health.overall_status,
-            *((n, c.status, c.heal_state) for n, c in sorted(health.components.items())),
-        )
-        if signature == self._published:
-            return
-        self._published = signature
-        for queue in list(self._watchers):
+        signature = _signature(health)
+        for queue, seen in list(self._watchers.items()):
+            if seen == signature:
+                continue
+            self._watchers[queue] = signature
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(health)
+
+
+def _signature(health: SystemHealth) -> tuple[Any, ...]:
+    """What a watcher cares about: the roll-up and every component's status and heal state."""
+    return (
+        health.overall_status,
+        *((n, c.status, c.heal_state) for n, c in sorted(health.components.items())),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +18,7 @@ __all__ = [
     "ComponentHealth",
     "ComponentType",
     "HealState",
+    "HealthEvent",
     "HealthCheckConfig",
     "HealthCheckResult",
     "HealthStatus",
@@ -237,6 +238,31 @@ class SystemHealth:
     overall_status: HealthStatus
     components: Mapping[str, ComponentHealth]
     timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEvent:
+    """Something a health manager's listeners hear about.
+
+    Attributes:
+        kind: ``"transition"`` (effective status changed), ``"heal_started"``,
+            ``"heal_finished"`` or ``"heal_exhausted"`` (the last attempt failed to help).
+        component: The component's name.
+        at: The manager clock's reading.
+        from_status: For a transition, the status left.
+        to_status: For a transition, the status entered.
+        attempt: For heal events, the attempt number since the last reset.
+        error: For ``heal_finished``, the failure (type name, ``"timeout"`` or
+            ``"returned False"``), or ``None`` when the heal itself succeeded.
+    """
+
+    kind: Literal["transition", "heal_started", "heal_finished", "heal_exhausted"]
+    component: str
+    at: float
+    from_status: HealthStatus | None = None
+    to_status: HealthStatus | None = None
+    attempt: int | None = None
+    error: str | None = None
 
 
 def aggregate(components: Iterable[ComponentHealth]) -> HealthStatus:

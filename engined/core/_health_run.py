@@ -17,14 +17,23 @@ from typing import Any
 
 from engined.core._health_model import ComponentType, HealthCheckResult, HealthStatus
 
-__all__ = ["CheckFn", "HealFn", "Runner", "failed", "normalize"]
+__all__ = [
+    "Busy",
+    "CheckFn",
+    "HealFn",
+    "Runner",
+    "failed",
+    "is_async",
+    "normalize",
+    "raised_by_callee",
+]
 
 CheckFn = Callable[[], Any]
 HealFn = Callable[[HealthCheckResult], Any]
 
 
 class Runner:
-    """Starts sync callables in a bounded thread pool and async ones as tasks."""
+    """Runs checks and heals within a time limit, sync ones in a bounded thread pool."""
 
     __slots__ = ("_pool",)
 
@@ -33,30 +42,120 @@ class Runner:
             max_workers=max_threads, thread_name_prefix="engined-health"
         )
 
-    def start(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Start ``fn(*args)``: a coroutine function as a task, anything else in a thread."""
-        running: asyncio.Future[Any]
-        if inspect.iscoroutinefunction(fn):
-            running = asyncio.ensure_future(fn(*args))
-        else:
-            running = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        return running
+    def launch(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], limit: float, busy: Busy
+    ) -> asyncio.Future[tuple[bool, Any]]:
+        """Start ``fn(*args)``; return a future of ``(finished, value)`` or of its exception.
 
-    async def wait(self, future: asyncio.Future[Any], limit: float) -> tuple[bool, Any]:
-        """Wait up to ``limit`` seconds; return ``(finished, result)``; re-raise its exception.
-
-        On a timeout the work is cancelled if it can be (a task, or a job still queued for a
-        thread) but not awaited.
+        The future resolves when ``fn`` ends or, with ``(False, None)``, after ``limit``
+        seconds; then ``fn`` is cancelled if it can be (a task, or a job still queued)
+        but never waited for. ``busy`` stays set while ``fn`` really runs, which can
+        outlast the limit: callers never start ``fn`` again meanwhile. Cancelling the
+        returned future cancels ``fn`` the same way.
         """
-        done, _ = await asyncio.wait({future}, timeout=limit)
-        if not done:
-            future.cancel()
-            return False, None
-        return True, future.result()
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+        busy.set()
+        work: asyncio.Future[Any] | concurrent.futures.Future[Any]
+        if is_async(fn):
+            task = asyncio.ensure_future(fn(*args))
+            task.add_done_callback(lambda _: busy.clear())
+            task.add_done_callback(lambda done: _settle(outcome, done))
+            work = task
+        else:
+            job = self._pool.submit(fn, *args)
+            job.add_done_callback(lambda _: busy.clear())
+            job.add_done_callback(
+                lambda done: loop.call_soon_threadsafe(_settle_job, outcome, done)
+            )
+            work = job
+        timer = loop.call_later(limit, _expire, outcome)
+
+        def stop_waiting(_: object) -> None:
+            timer.cancel()
+            work.cancel()  # a no-op once it ended; a running thread cannot be stopped
+
+        outcome.add_done_callback(stop_waiting)
+        return outcome
+
+    async def run(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], limit: float, busy: Busy
+    ) -> tuple[bool, Any]:
+        """Await :meth:`launch`: ``(finished, value)``, or ``fn``'s own exception."""
+        return await self.launch(fn, args, limit, busy)
 
     def shutdown(self) -> None:
         """Stop taking work; queued jobs are dropped, running threads are left to finish."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _expire(outcome: asyncio.Future[tuple[bool, Any]]) -> None:
+    if not outcome.done():
+        outcome.set_result((False, None))
+
+
+def _settle(outcome: asyncio.Future[tuple[bool, Any]], done: asyncio.Future[Any]) -> None:
+    if outcome.done():
+        return  # expired or cancelled first
+    if done.cancelled():
+        outcome.set_exception(asyncio.CancelledError())  # the callee cancelled itself
+    elif (error := done.exception()) is not None:
+        outcome.set_exception(error)
+    else:
+        value = done.result()
+        if inspect.isawaitable(value):  # a sync-looking callable that returned a coroutine
+            chained = asyncio.ensure_future(value)
+            chained.add_done_callback(lambda again: _settle(outcome, again))
+            outcome.add_done_callback(lambda _: chained.cancel())
+            return
+        outcome.set_result((True, value))
+
+
+def _settle_job(
+    outcome: asyncio.Future[tuple[bool, Any]], done: concurrent.futures.Future[Any]
+) -> None:
+    if outcome.done() or done.cancelled():
+        return
+    if (error := done.exception()) is not None:
+        outcome.set_exception(error)
+        return
+    value = done.result()
+    if inspect.isawaitable(value):  # a sync callable that returned a coroutine
+        chained = asyncio.ensure_future(value)
+        chained.add_done_callback(lambda again: _settle(outcome, again))
+        outcome.add_done_callback(lambda _: chained.cancel())
+        return
+    outcome.set_result((True, value))
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine: an ``async def``, or an object with one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004  # the method itself, not callable()
+    )
+
+
+def raised_by_callee(exc: BaseException) -> bool:
+    """Whether a ``CancelledError`` came from the callee rather than from cancelling us."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and (task is None or not task.cancelling())
+
+
+class Busy:
+    """Whether a check or heal of one component is really still running."""
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def set(self) -> None:
+        """Mark it running."""
+        self.running = True
+
+    def clear(self) -> None:
+        """Mark it ended; called from the worker thread for sync callables."""
+        self.running = False
 
 
 def normalize(
@@ -91,10 +190,12 @@ def normalize(
     ):
         status = HealthStatus.DEGRADED
         message = message or f"slower than {degraded_latency:g}s"
-    return HealthCheckResult(
-        name,
-        component_type,
-        status,
+    # Every field here is already typed and checked (a check's own result was validated
+    # when it was made), so skip validation: this runs for every check of every component.
+    return HealthCheckResult.model_construct(
+        component=name,
+        component_type=component_type,
+        status=status,
         message=message,
         details=details,
         duration=max(duration, 0.0),
@@ -107,10 +208,12 @@ def failed(
     name: str, component_type: ComponentType, error: str, *, duration: float, timestamp: float
 ) -> HealthCheckResult:
     """An UNHEALTHY result carrying only ``error`` (a type name, "timeout" or "stuck")."""
-    return HealthCheckResult(
-        name,
-        component_type,
-        HealthStatus.UNHEALTHY,
+    return HealthCheckResult.model_construct(
+        component=name,
+        component_type=component_type,
+        status=HealthStatus.UNHEALTHY,
+        message="",
+        details={},
         duration=max(duration, 0.0),
         timestamp=timestamp,
         error=error,

@@ -5,6 +5,7 @@ one component's thresholds and heal bookkeeping in ``_health_state``, running a 
 heal in ``_health_run``, and the scheduler in ``_health_manager``.
 """
 
+from engined.core._breaker_check import breaker_health_check
 from engined.core._health_manager import HealthCheckManager
 from engined.core._health_model import (
     ComponentHealth,
@@ -12,6 +13,7 @@ from engined.core._health_model import (
     HealState,
     HealthCheckConfig,
     HealthCheckResult,
+    HealthEvent,
     HealthStatus,
     SystemHealth,
     aggregate,
@@ -24,7 +26,9 @@ __all__ = [
     "HealthCheckConfig",
     "HealthCheckManager",
     "HealthCheckResult",
+    "HealthEvent",
     "HealthStatus",
     "SystemHealth",
     "aggregate",
+    "breaker_health_check",
 ]
