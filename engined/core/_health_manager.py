@@ -141,7 +141,11 @@ class HealthCheckManager:
                 if other is not None and other.state.config.interval == settings.interval:
                     component.next_at = max(component.next_at, other.next_at)
             self._components[name] = component
-            heapq.heappush(self._due, (component.next_at, next(self._order), component))
+            self._schedule_at(component, component.next_at)
+            for child in self._components.values():  # children registered before their parent
+                config = child.state.config
+                if name in config.depends_on and config.interval == settings.interval:
+                    self._schedule_at(child, max(child.next_at, component.next_at))
         self._poke()
 
     def _refuse_cycle(self, name: str, parents: tuple[str, ...]) -> None:
@@ -281,19 +285,24 @@ class HealthCheckManager:
             finally:
                 self._sleeping = self._poked = False
 
+    def _schedule_at(self, component: _Component, when: float) -> None:
+        """Set ``component``'s next run; an older heap entry for it goes stale."""
+        component.next_at = when
+        heapq.heappush(self._due, (when, next(self._order), component))
+
     def _pop_due(self, now: float) -> list[_Component]:
         """Take every component due by ``now`` off the heap and put it back for its next round."""
         due: list[_Component] = []
         while self._due and self._due[0][0] <= now:  # ``now`` includes the coalescing slack
-            _, _, component = heapq.heappop(self._due)
+            when, _, component = heapq.heappop(self._due)
             if self._components.get(component.state.name) is not component:
                 continue  # unregistered
+            if when != component.next_at:
+                continue  # stale: rescheduled since
             due.append(component)
             component.due_at = component.next_at
-            component.next_at = max(
-                component.next_at + component.state.config.interval, now - _COALESCE
-            )
-            heapq.heappush(self._due, (component.next_at, next(self._order), component))
+            interval = component.state.config.interval
+            self._schedule_at(component, max(component.next_at + interval, now - _COALESCE))
         return due
 
     async def _tick(self, component: _Component) -> None:
@@ -435,6 +444,8 @@ class HealthCheckManager:
                     error = "returned False"
             except (Exception, asyncio.CancelledError) as exc:
                 if not isinstance(exc, Exception) and not raised_by_callee(exc):
+                    with self._lock:  # stopped or unregistered: the attempt is over
+                        state.heal_finished(self._clock.monotonic(), "cancelled")
                     raise
                 error = type(exc).__name__
                 _log.warning("heal of %s failed: %s", state.name, error)
