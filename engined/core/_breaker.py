@@ -21,6 +21,7 @@ whoever looks next, so there is no timer thread.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -125,11 +126,13 @@ class CircuitBreaker(Guard):
         "_max_recovery_timeout",
         "_monotonic",
         "_open_count",
+        "_open_refusal",
         "_phase",
         "_plain",
         "_record",
         "_recovery_backoff",
         "_recovery_timeout",
+        "_refusal",
         "_refuse_until",
         "_rejections",
         "_release",
@@ -219,6 +222,10 @@ class CircuitBreaker(Guard):
         self._phase = _Phase(CLOSED)
         self._fast: _Phase | None = self._phase
         self._refuse_until = -math.inf
+        # What a refused call raises: built in C for OPEN (the outage path), by a method
+        # for FORCED_OPEN, whose retry_after is unknown.
+        self._open_refusal = functools.partial(CircuitBreakerOpenError, self.name, OPEN)
+        self._refusal: Callable[[float], CircuitBreakerOpenError] = self._open_refusal
         self._open_count = 0
         self._successful = self._failed = self._ignored = 0
         self._slow = self._times_opened = 0
@@ -350,7 +357,10 @@ class CircuitBreaker(Guard):
         self._fast = phase if state is CLOSED else None
         if state is FORCED_OPEN:
             self._refuse_until = math.inf
-        elif state is not OPEN:
+            self._refusal = self._forced_refusal
+        else:
+            self._refusal = self._open_refusal
+        if state is not OPEN and state is not FORCED_OPEN:
             self._refuse_until = -math.inf  # OPEN sets its own deadline in _trip
         key = (previous, state)
         self._transitions[key] = self._transitions.get(key, 0) + 1
@@ -407,11 +417,9 @@ class CircuitBreaker(Guard):
             raise CircuitBreakerOpenError(self.name, state, None)
         raise self._refusal(retry_after)
 
-    def _refusal(self, retry_after: float) -> CircuitBreakerOpenError:
-        """The error for a call refused ``retry_after`` seconds before OPEN ends."""
-        if retry_after == math.inf:
-            return CircuitBreakerOpenError(self.name, FORCED_OPEN, None)
-        return CircuitBreakerOpenError(self.name, OPEN, retry_after)
+    def _forced_refusal(self, retry_after: float) -> CircuitBreakerOpenError:
+        """The error for a call refused while FORCED_OPEN: no end is known."""
+        return CircuitBreakerOpenError(self.name, FORCED_OPEN, None)
 
     # ------------------------------------------------------------------ outcomes
 

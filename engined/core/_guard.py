@@ -74,8 +74,7 @@ class Guard:
     async def _admit_async(self) -> Any:
         return self._admit()
 
-    def _refusal(self, retry_after: float) -> Exception:
-        raise NotImplementedError
+    _refusal: Callable[[float], Exception]
 
     def _on_result(self, permit: Any, result: object, start: float) -> None:
         raise NotImplementedError
@@ -152,7 +151,7 @@ class Guard:
 
     def _wrap_sync(self, fn: Callable[P, T]) -> Callable[P, T]:
         monotonic, succeeded = self._monotonic, self._succeeded
-        rejected, refusal = self._rejected, self._refusal
+        rejected = self._rejected
         timed, plain = self._timed, self._plain
 
         @functools.wraps(fn)
@@ -162,7 +161,7 @@ class Guard:
                 retry_after = self._refuse_until - monotonic()
                 if retry_after > 0:
                     rejected()
-                    raise refusal(retry_after)
+                    raise self._refusal(retry_after)
                 permit = self._admit()
             start = monotonic() if timed else 0.0
             try:
@@ -185,7 +184,7 @@ class Guard:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         monotonic, succeeded = self._monotonic, self._succeeded
-        rejected, refusal = self._rejected, self._refusal
+        rejected = self._rejected
         timed, plain = self._timed, self._plain
 
         @functools.wraps(fn)
@@ -195,7 +194,7 @@ class Guard:
                 retry_after = self._refuse_until - monotonic()
                 if retry_after > 0:
                     rejected()
-                    raise refusal(retry_after)
+                    raise self._refusal(retry_after)
                 permit = await self._admit_async()
             start = monotonic() if timed else 0.0
             try:
