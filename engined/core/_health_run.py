@@ -102,25 +102,22 @@ def _settle(outcome: asyncio.Future[tuple[bool, Any]], done: asyncio.Future[Any]
     elif (error := done.exception()) is not None:
         outcome.set_exception(error)
     else:
-        value = done.result()
-        if inspect.isawaitable(value):  # a sync-looking callable that returned a coroutine
-            chained = asyncio.ensure_future(value)
-            chained.add_done_callback(lambda again: _settle(outcome, again))
-            outcome.add_done_callback(lambda _: chained.cancel())
-            return
-        outcome.set_result((True, value))
+        _deliver(outcome, done.result())
 
 
 def _settle_job(
     outcome: asyncio.Future[tuple[bool, Any]], done: concurrent.futures.Future[Any]
 ) -> None:
     if outcome.done() or done.cancelled():
-        return
+        return  # expired (a queued job is then cancelled) or cancelled first
     if (error := done.exception()) is not None:
         outcome.set_exception(error)
-        return
-    value = done.result()
-    if inspect.isawaitable(value):  # a sync callable that returned a coroutine
+    else:
+        _deliver(outcome, done.result())
+
+
+def _deliver(outcome: asyncio.Future[tuple[bool, Any]], value: object) -> None:
+    if inspect.isawaitable(value):  # a sync-looking callable that returned a coroutine
         chained = asyncio.ensure_future(value)
         chained.add_done_callback(lambda again: _settle(outcome, again))
         outcome.add_done_callback(lambda _: chained.cancel())
