@@ -13,15 +13,16 @@ import inspect
 import math
 import random
 import re
-import sys
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from engined import SYSTEM_CLOCK, Bulkhead, BulkheadFullError, bulkhead
+
+pytestmark = pytest.mark.usefixtures("fast_thread_switching")
 
 SYNC_VIA = ["call", "decorator", "with"]
 ASYNC_VIA = ["call_async", "decorator", "async_with"]
@@ -29,15 +30,6 @@ ASYNC_VIA = ["call_async", "decorator", "async_with"]
 
 class Boom(Exception):
     """A failure raised inside a guarded call."""
-
-
-@pytest.fixture(autouse=True)
-def _fast_thread_switching() -> Iterator[None]:
-    """Switch threads often so races show up within a short test."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
 
 
 def _eventually(predicate: Callable[[], bool], what: str) -> None:

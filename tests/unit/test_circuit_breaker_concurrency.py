@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +18,8 @@ from engined import (
     StateChange,
 )
 from engined.testing import FakeClock
+
+pytestmark = pytest.mark.usefixtures("fast_thread_switching")
 
 Factory = Callable[..., CircuitBreaker]
 Invariant = Callable[[CircuitBreakerMetrics], None]
@@ -38,15 +39,6 @@ class Boom(Exception):
 
 def _raise(exc: BaseException) -> None:
     raise exc
-
-
-@pytest.fixture(autouse=True)
-def _fast_thread_switching() -> Iterator[None]:
-    """Switch threads often so races show up within a short test."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
 
 
 def _run_threads(target: Callable[[int], None], count: int) -> None:

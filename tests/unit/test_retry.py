@@ -8,9 +8,8 @@ import inspect
 import math
 import random
 import re
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -105,15 +104,6 @@ def _note(exc: BaseException) -> tuple[int, str]:
 
 def _notes(exc: BaseException) -> list[str]:
     return list(getattr(exc, "__notes__", []))
-
-
-@pytest.fixture
-def _fast_thread_switching() -> Iterator[None]:
-    """Switch threads often so races show up within a short test."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
 
 
 # --- Backoff -----------------------------------------------------------------------------------
@@ -614,7 +604,7 @@ async def test_interleaved_async_calls_each_get_their_full_attempts(clock: FakeC
     assert sorted(clock.sleeps) == [0.1, 0.1, 0.2, 0.2, 0.3]
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_eight_threads_each_see_their_own_attempt_counts(clock: FakeClock) -> None:
     """8 threads x 200 calls of one decorated function: every call gets exactly its own attempts.
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ FIXED = Backoff(initial=0.1, multiplier=1.0, max=0.1, jitter="none")
 
 class Boom(Exception):
     """The retryable failure."""
-
-
-@pytest.fixture
-def _fast_thread_switching() -> Iterator[None]:
-    """Switch threads often so races show up within a short test."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
 
 
 def _run_threads(target: Callable[[int], None], count: int) -> None:
@@ -253,7 +243,7 @@ def test_one_budget_throttles_every_function_sharing_it(clock: FakeClock) -> Non
 # --- Concurrency ---------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_eight_threads_of_failures_lose_no_update() -> None:
     """8 threads x 1000 record_failure() from 100000 tokens end at exactly 92000."""
     budget = RetryBudget(max_tokens=100_000, token_ratio=0.5)
@@ -268,7 +258,7 @@ def test_eight_threads_of_failures_lose_no_update() -> None:
     assert budget.tokens == 92_000.0
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_eight_threads_of_successes_from_empty_lose_no_update() -> None:
     """8 threads x 1000 record_success() of 0.5 from an empty budget end at exactly 4000."""
     budget = RetryBudget(max_tokens=10_000, token_ratio=0.5)
@@ -286,7 +276,7 @@ def test_eight_threads_of_successes_from_empty_lose_no_update() -> None:
     assert budget.tokens == 4000.0
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_eight_threads_of_mixed_calls_away_from_the_bounds_lose_no_update() -> None:
     """8 threads x 1000 failures and 1000 successes, never near a bound, end at the exact sum."""
     budget = RetryBudget(max_tokens=100_000, token_ratio=0.5)
@@ -308,7 +298,7 @@ def test_eight_threads_of_mixed_calls_away_from_the_bounds_lose_no_update() -> N
     assert budget.tokens == 80_000.0 - 8000 + 4000
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_retries_across_eight_threads_are_capped_by_the_budget(clock: FakeClock) -> None:
     """8 threads x 5 always-failing calls share 10 tokens: exactly 4 retries happen in all."""
     budget = RetryBudget(max_tokens=10, token_ratio=0.1)

@@ -8,10 +8,9 @@ Retries sleep on the FakeClock; only @timeout runs on real time, and it is kept 
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -431,15 +430,6 @@ async def test_a_full_bulkhead_is_a_breaker_failure_unless_ignored_and_the_fallb
 # --- concurrency ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def _fast_thread_switching() -> Iterator[None]:
-    """Switch threads often so races show up within a short test."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
-
-
 class PerCallFlaky:
     """Fails the first two attempts of every call (keyed by call id), then succeeds."""
 
@@ -462,7 +452,7 @@ class PerCallFlaky:
         return call_id * 10
 
 
-@pytest.mark.usefixtures("_fast_thread_switching")
+@pytest.mark.usefixtures("fast_thread_switching")
 @pytest.mark.parametrize("trips", [False, True], ids=["never-opens", "trips-and-recovers"])
 def test_eight_threads_through_the_sync_stack_keep_exact_breaker_counts(
     clock: FakeClock, make_breaker: Factory, assert_invariant: Invariant, trips: bool
