@@ -13,9 +13,11 @@ Every stay in a state is a fresh ``_Phase`` object. A call is admitted into a ph
 reports back to it; a report to a phase that is no longer current (a late result) only
 updates the cumulative counters, so it can never move a newer state.
 
-Admission in CLOSED reads one attribute and takes no lock. Recording an outcome is a few
-integer updates under one short ``threading.Lock``; user code never runs under it, and
-listeners run after it is released. The OPEN -> HALF_OPEN switch is made lazily by
+Admission in CLOSED reads one attribute and takes no lock, and so does a refusal in OPEN
+or FORCED_OPEN. A plain success in CLOSED is two atomic counter bumps with no lock (the
+phase's tally, folded into the window at the next locked operation). Everything else is
+a few integer updates under one short ``threading.Lock``; user code never runs under it,
+and listeners run after it is released. The OPEN -> HALF_OPEN switch is made lazily by
 whoever looks next, so there is no timer thread.
 """
 

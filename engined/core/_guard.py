@@ -1,7 +1,7 @@
 """Every way of calling through a guard: decorator, ``call``, ``call_async``, ``with``.
 
-A guard (the circuit breaker now, the bulkhead later) only says how to admit a call and
-how to record its end. This module turns that into the five calling conventions, once,
+A guard (the circuit breaker, the bulkhead) only says how to admit a call and how to
+record its end. This module turns that into the five calling conventions, once,
 so they cannot drift apart. The contract a guard fulfils:
 
 - ``_admit()`` returns a permit or raises, and ``_admit_async()`` is its asyncio form (by
@@ -58,6 +58,7 @@ class Guard:
     _timed: bool
     _plain: bool
     _refuse_until: float
+    _refusal: Callable[[float], Exception]
     _monotonic: Callable[[], float]
 
     def __init__(self, name: str) -> None:
@@ -73,8 +74,6 @@ class Guard:
 
     async def _admit_async(self) -> Any:
         return self._admit()
-
-    _refusal: Callable[[float], Exception]
 
     def _on_result(self, permit: Any, result: object, start: float) -> None:
         raise NotImplementedError
