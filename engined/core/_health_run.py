@@ -28,6 +28,8 @@ __all__ = [
     "raised_by_callee",
 ]
 
+MAX_MESSAGE = 256  # characters of a check's message kept in its result
+
 CheckFn = Callable[[], Any]
 HealFn = Callable[[HealthCheckResult], Any]
 
@@ -166,9 +168,10 @@ def normalize(
 ) -> HealthCheckResult:
     """Turn what a check returned into a result for ``name``.
 
-    A ``HealthCheckResult`` keeps its status, message and details; a ``HealthStatus`` or a
-    bool becomes a result; anything else is UNHEALTHY with ``error`` naming the type. A
-    passing check slower than ``degraded_latency`` is DEGRADED.
+    A ``HealthCheckResult`` keeps its status, message (cut to ``MAX_MESSAGE`` characters)
+    and details; a ``HealthStatus`` or a bool becomes a result; anything else is UNHEALTHY
+    with ``error`` naming the type. A passing check slower than ``degraded_latency`` is
+    DEGRADED.
     """
     if isinstance(raw, HealthCheckResult):
         status, message, details, error = raw.status, raw.message, raw.details, raw.error
@@ -180,6 +183,8 @@ def normalize(
     else:
         status, message, details = HealthStatus.UNHEALTHY, "check returned no verdict", {}
         error = f"invalid result ({type(raw).__name__})"
+    if len(message) > MAX_MESSAGE:  # public output carries short messages only (§9)
+        message = message[: MAX_MESSAGE - 1] + "…"
     if (
         status is HealthStatus.HEALTHY
         and degraded_latency is not None

@@ -1409,3 +1409,16 @@ async def test_ten_thousand_raising_checks_leak_no_threads_or_tasks(
     assert (health.check_count, health.status) == (10_000, S.UNHEALTHY)
     assert health.last_result is not None
     assert health.last_result.error == "RuntimeError"
+
+
+async def test_long_check_messages_are_cut_short(manager: HealthCheckManager) -> None:
+    """Public health output carries short messages only: a check's message keeps 256 chars."""
+    long_message = "x" * 10_000
+    manager.register(
+        "db", lambda: HealthCheckResult("db", "database", "healthy", message=long_message)
+    )
+    result = (await manager.run_check("db")).last_result
+    assert result is not None
+    assert len(result.message) == 256
+    assert result.message.endswith("…")
+    assert result.status is HealthStatus.HEALTHY
