@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "check_callable",
+    "check_clock",
     "check_exception_types",
     "check_int",
     "check_matcher",
@@ -96,6 +97,26 @@ def check_callable(param: str, value: object) -> Callable[..., Any]:
     """Return ``value`` if it is callable."""
     if not callable(value):
         msg = f"{param} must be callable, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def check_clock(param: str, value: object) -> Any:
+    """Return ``value`` if it looks like a :class:`engined.Clock`.
+
+    Checked at construction so that ``clock=None`` fails there, naming the parameter,
+    rather than as an ``AttributeError`` on the first call that reads the time.
+    """
+    missing = [
+        method
+        for method in ("monotonic", "sleep", "sleep_async")
+        if not callable(getattr(value, method, None))
+    ]
+    if missing:
+        msg = (
+            f"{param} must be an engined.Clock (monotonic(), sleep(), sleep_async()), "
+            f"got {type(value).__name__}"
+        )
         raise TypeError(msg)
     return value
 
