@@ -1,5 +1,8 @@
 """engined: circuit breakers, retries, health checks and auto-heal for Python services."""
 
+# `engined.testing.FakeClock()` works after a plain `import engined`, as the README writes
+# it; the module is light (no grpc, no prometheus_client).
+from engined import testing as testing
 from engined._clock import SYSTEM_CLOCK, Clock, SystemClock
 from engined.core.bulkhead import Bulkhead, BulkheadFullError, bulkhead
 from engined.core.circuit_breaker import (
@@ -8,6 +11,7 @@ from engined.core.circuit_breaker import (
     CircuitBreakerOpenError,
     CircuitBreakerRegistry,
     CircuitState,
+    Permit,
     StateChange,
     circuit_breaker,
     default_registry,
@@ -47,6 +51,7 @@ __all__ = [
     "HealthCheckResult",
     "HealthEvent",
     "HealthStatus",
+    "Permit",
     "RetryBudget",
     "SYSTEM_CLOCK",
     "StateChange",

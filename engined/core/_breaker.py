@@ -11,7 +11,9 @@
 
 Every stay in a state is a fresh ``_Phase`` object. A call is admitted into a phase and
 reports back to it; a report to a phase that is no longer current (a late result) only
-updates the cumulative counters, so it can never move a newer state.
+updates the cumulative counters, so it can never move a newer state. Code that cannot be
+one call or block (streams, interceptors) holds a :class:`~engined.core._permit.Permit`,
+which carries its phase, so it never depends on the thread or context that settles it.
 
 Admission in CLOSED reads one attribute and takes no lock, and so does a refusal in OPEN
 or FORCED_OPEN. A plain success in CLOSED is two atomic counter bumps with no lock (the
@@ -28,8 +30,10 @@ import itertools
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
 from engined._clock import SYSTEM_CLOCK, Clock
 from engined.core import _validate as check
@@ -39,9 +43,19 @@ from engined.core._breaker_types import (
     CircuitState,
     StateChange,
 )
+from engined.core._classify import (
+    FAILURE,
+    IGNORED,
+    SUCCESS,
+    Matcher,
+    callable_key,
+    exception_classifier,
+    matcher_key,
+)
 from engined.core._counter import AtomicCounter
 from engined.core._guard import NO_RESULT, Guard
 from engined.core._listeners import Listeners
+from engined.core._permit import Permit, PermitBlock
 from engined.core._rules import TripRules
 
 __all__ = ["CircuitBreaker"]
@@ -53,9 +67,6 @@ OPEN = CircuitState.OPEN
 HALF_OPEN = CircuitState.HALF_OPEN
 FORCED_OPEN = CircuitState.FORCED_OPEN
 DISABLED = CircuitState.DISABLED
-
-# Outcomes of a finished call, as the breaker counts them.
-_SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
 
 
 class _Phase:
@@ -80,13 +91,18 @@ class _Phase:
 class CircuitBreaker(Guard):
     """Stop calling a dependency that keeps failing, and probe it until it recovers.
 
-    Use it as a decorator on sync or async functions, through :meth:`call` and
-    :meth:`call_async`, or as a (sync or async) context manager. Outcomes are classified
-    in this order: a ``BaseException`` that is not an ``Exception`` (cancellation,
-    ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``) is never counted and gives
-    its permit back; ``ignore_exceptions`` beat ``record_exceptions``; a recorded exception
-    is a failure; any other exception is a success (the dependency answered); a return
-    value for which ``result_is_failure`` is true is a failure.
+    Use it as a decorator on sync or async callables, through :meth:`call` and
+    :meth:`call_async`, around a block with ``with breaker.permit():`` (or ``async with``),
+    or hold a :class:`Permit` from :meth:`acquire` where a call cannot be one block.
+    Outcomes are classified in this order: a ``BaseException`` that is not an
+    ``Exception`` (cancellation, ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``)
+    is never counted and gives its permit back; ``ignore_exceptions`` beat
+    ``record_exceptions``; a recorded exception is a failure; any other exception is a
+    success (the dependency answered); a return value for which ``result_is_failure`` is
+    true is a failure.
+
+    A function decorated with ``@breaker`` and then called through ``breaker.call`` goes
+    through the breaker twice, so it is counted twice: use one or the other.
 
     Args:
         name: Names the breaker in errors, events, the registry and metric labels.
@@ -105,8 +121,10 @@ class CircuitBreaker(Guard):
         max_recovery_timeout: Cap on the open duration; ``None`` means no cap.
         half_open_max_calls: Probes allowed in flight at once in HALF_OPEN.
         success_threshold: Successful probes that close the breaker again.
-        record_exceptions: Exception classes counted as failures.
-        ignore_exceptions: Exception classes counted as neither success nor failure.
+        record_exceptions: Exception classes counted as failures, or a predicate on the
+            exception (to carve a subclass out of a recorded base).
+        ignore_exceptions: Exception classes (or a predicate) counted as neither success
+            nor failure.
         result_is_failure: Predicate on a return value that marks it a failure.
         clock: Time source; tests pass :class:`engined.testing.FakeClock`.
 
@@ -117,6 +135,8 @@ class CircuitBreaker(Guard):
 
     __slots__ = (
         "_acquire",
+        "_classify",
+        "_dropped",
         "_failed",
         "_fast",
         "_fast_successes",
@@ -165,13 +185,13 @@ class CircuitBreaker(Guard):
         max_recovery_timeout: float | None = None,
         half_open_max_calls: int = 1,
         success_threshold: int = 1,
-        record_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
-        ignore_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+        record_exceptions: Matcher = (Exception,),
+        ignore_exceptions: Matcher = (),
         result_is_failure: Callable[[Any], bool] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = check.check_name("name", name)
-        super().__init__(self.name)
+        super().__init__(f"circuit breaker {self.name!r}")
         self._rules = TripRules(
             failure_threshold=failure_threshold,
             failure_rate_threshold=failure_rate_threshold,
@@ -199,17 +219,15 @@ class CircuitBreaker(Guard):
             "half_open_max_calls", half_open_max_calls, minimum=1
         )
         self._success_threshold = check.check_int("success_threshold", success_threshold, minimum=1)
-        self._record = check.check_exception_types("record_exceptions", record_exceptions)
-        self._ignore = check.check_exception_types("ignore_exceptions", ignore_exceptions)
+        self._classify, self._record, self._ignore = exception_classifier(
+            self.name, record_exceptions, ignore_exceptions
+        )
         self._result_is_failure = (
             None
             if result_is_failure is None
             else check.check_callable("result_is_failure", result_is_failure)
         )
-        if not callable(getattr(clock, "monotonic", None)):
-            msg = f"clock must provide monotonic(), got {type(clock).__name__}"
-            raise TypeError(msg)
-        self._monotonic = clock.monotonic
+        self._monotonic = check.check_clock("clock", clock).monotonic
         self._timed = self._rules.timed
         # Plain: a success in CLOSED can neither trip a rule nor needs timing or judging,
         # so the calling conventions may record it lock-free on the phase's tally.
@@ -224,6 +242,7 @@ class CircuitBreaker(Guard):
         self._phase = _Phase(CLOSED)
         self._fast: _Phase | None = self._phase
         self._refuse_until = -math.inf
+        self._dropped: deque[_Phase] = deque()  # phases of permits collected unsettled
         # What a refused call raises: built in C for OPEN (the outage path), by a method
         # for FORCED_OPEN, whose retry_after is unknown.
         self._open_refusal = functools.partial(CircuitBreakerOpenError, self.name, OPEN)
@@ -241,6 +260,68 @@ class CircuitBreaker(Guard):
             f"CircuitBreaker({self.name!r}, state={self._phase.state.value!r}, "
             f"{self._rules!r}, recovery_timeout={self._recovery_timeout!r})"
         )
+
+    # ----------------------------------------------------------------------- permits
+
+    def acquire(self) -> Permit:
+        """Admit one call and return its :class:`Permit`, for code that cannot be one block.
+
+        Raises:
+            CircuitBreakerOpenError: The breaker refuses calls now.
+        """
+        phase = self._fast
+        if phase is None:
+            retry_after = self._refuse_until - self._monotonic()
+            if retry_after > 0:
+                self._rejected()
+                raise self._refusal(retry_after)
+            phase = self._admit()
+        return Permit(self, phase, self._monotonic() if self._timed else 0.0)
+
+    def permit(self) -> PermitBlock:
+        """Return a fresh, single-use block: ``with breaker.permit() as permit:``.
+
+        The permit is acquired on entry (which may raise
+        :class:`CircuitBreakerOpenError`) and settled by the block's outcome on exit.
+        """
+        return PermitBlock(self)
+
+    def __enter__(self) -> NoReturn:
+        raise TypeError(_NOT_A_BLOCK)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise TypeError(_NOT_A_BLOCK)
+
+    async def __aenter__(self) -> NoReturn:
+        raise TypeError(_NOT_A_BLOCK)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise TypeError(_NOT_A_BLOCK)
+
+    def _effective_config(self) -> dict[str, object]:
+        """What this breaker does, for comparing with a configuration asked for by name."""
+        return {
+            **self._rules.settings(),
+            "recovery_timeout": self._recovery_timeout,
+            "recovery_backoff": self._recovery_backoff,
+            "max_recovery_timeout": self._max_recovery_timeout,
+            "half_open_max_calls": self._half_open_max_calls,
+            "success_threshold": self._success_threshold,
+            "record_exceptions": matcher_key(self._record),
+            "ignore_exceptions": matcher_key(self._ignore),
+            "result_is_failure": callable_key(self._result_is_failure),
+            "clock": self._monotonic,
+        }
 
     # ----------------------------------------------------------------- state and metrics
 
@@ -371,10 +452,11 @@ class CircuitBreaker(Guard):
     def _trip(self) -> StateChange:
         now = self._monotonic()
         self._open_count += 1
-        duration = min(
-            self._recovery_timeout * self._recovery_backoff ** (self._open_count - 1),
-            self._max_recovery_timeout,
-        )
+        try:
+            grown = self._recovery_timeout * self._recovery_backoff ** (self._open_count - 1)
+        except OverflowError:  # past ~1,024 openings at a factor of 2: capped anyway
+            grown = math.inf
+        duration = min(grown, self._max_recovery_timeout)
         self._times_opened += 1
         event = self._enter(OPEN, now)
         self._refuse_until = now + duration
@@ -403,6 +485,10 @@ class CircuitBreaker(Guard):
             event = self._half_open_if_due(now)
             phase = self._phase
             state = phase.state
+            dropped = self._dropped
+            while dropped:  # permits collected unsettled give their probe slots back
+                if dropped.popleft() is phase and state is HALF_OPEN:
+                    phase.probes -= 1
             admitted = state is CLOSED or state is DISABLED
             if state is HALF_OPEN and phase.probes < self._half_open_max_calls:
                 phase.probes += 1
@@ -427,12 +513,12 @@ class CircuitBreaker(Guard):
 
     def _on_result(self, phase: _Phase, result: object, start: float) -> None:
         """Record a call that returned ``result`` (``NO_RESULT`` for a ``with`` block)."""
-        outcome = _SUCCESS
+        outcome = SUCCESS
         predicate = self._result_is_failure
         if predicate is not None and result is not NO_RESULT:
             try:
                 if predicate(result):
-                    outcome = _FAILURE
+                    outcome = FAILURE
             except Exception:
                 _log.exception("result_is_failure of circuit breaker %r failed", self.name)
         self._settle(phase, outcome, start)
@@ -440,18 +526,21 @@ class CircuitBreaker(Guard):
     def _on_exception(self, phase: _Phase, exc: BaseException, start: float) -> None:
         """Record a call that raised ``exc``; cancellation only gives the permit back."""
         if not isinstance(exc, Exception):
-            self._acquire()
-            try:
-                if phase is self._phase and phase.state is HALF_OPEN:
-                    phase.probes -= 1
-            finally:
-                self._release()
-        elif isinstance(exc, self._ignore):
-            self._settle(phase, _IGNORED, start)
-        elif isinstance(exc, self._record):
-            self._settle(phase, _FAILURE, start)
-        else:
-            self._settle(phase, _SUCCESS, start)
+            self._give_back(phase)
+            return
+        classify = self._classify
+        self._settle(phase, FAILURE if classify is None else classify(exc), start)
+
+    def _give_back(self, phase: _Phase) -> None:
+        """Return a permit uncounted: only a HALF_OPEN probe slot needs giving back."""
+        if phase.state is not HALF_OPEN:
+            return
+        self._acquire()
+        try:
+            if phase is self._phase:
+                phase.probes -= 1
+        finally:
+            self._release()
 
     def _settle(self, phase: _Phase, outcome: int, start: float) -> None:
         """Count one finished call and apply the rules of the phase it was admitted in."""
@@ -463,9 +552,9 @@ class CircuitBreaker(Guard):
         event: StateChange | None = None
         self._acquire()
         try:
-            if outcome == _FAILURE:
+            if outcome == FAILURE:
                 self._failed += 1
-            elif outcome == _SUCCESS:
+            elif outcome == SUCCESS:
                 self._successful += 1
             else:
                 self._ignored += 1
@@ -475,19 +564,19 @@ class CircuitBreaker(Guard):
             if phase is not self._phase:
                 pass  # a late result: counted, but it cannot move a newer state
             elif state is CLOSED:
-                if outcome != _IGNORED:
+                if outcome != IGNORED:
                     rules = self._rules
                     if self._plain:  # _absorb, inlined: this is every failure's path
                         ticket = phase.tally()  # type: ignore[misc]  # CLOSED has a tally
                         if ticket != phase.seen:
                             rules.add_successes(ticket - phase.seen, now)
                         phase.seen = ticket + 1
-                    if rules.record(outcome == _FAILURE, slow, now):
+                    if rules.record(outcome == FAILURE, slow, now):
                         event = self._trip()
             elif state is HALF_OPEN:
                 phase.probes -= 1
-                if outcome != _IGNORED:
-                    event = self._settle_probe(phase, outcome == _FAILURE, slow)
+                if outcome != IGNORED:
+                    event = self._settle_probe(phase, outcome == FAILURE, slow)
             # DISABLED only counts.
         finally:
             self._release()
@@ -507,3 +596,10 @@ class CircuitBreaker(Guard):
         rules.clear()
         self._open_count = 0
         return self._enter(CLOSED, self._monotonic())
+
+
+_NOT_A_BLOCK = (
+    "a circuit breaker is not a context manager: its permit would belong to whichever "
+    "thread, task or generator ended the block. Use `with breaker.permit():` (or "
+    "`async with breaker.permit():`), which holds a permit of its own."
+)

@@ -1,8 +1,8 @@
-"""Every way of calling through a guard: decorator, ``call``, ``call_async``, ``with``.
+"""Every way of calling through a guard: decorator, ``call`` and ``call_async``.
 
 A guard (the circuit breaker, the bulkhead) only says how to admit a call and how to
-record its end. This module turns that into the five calling conventions, once,
-so they cannot drift apart. The contract a guard fulfils:
+record its end. This module turns that into the calling conventions, once, so they
+cannot drift apart. The contract a guard fulfils:
 
 - ``_admit()`` returns a permit or raises, and ``_admit_async()`` is its asyncio form (by
   default the same, for guards that never wait); ``_fast`` is a permit that may be used
@@ -12,28 +12,40 @@ so they cannot drift apart. The contract a guard fulfils:
   :class:`~engined.core._counter.AtomicCounter`, no lock) and ``_refusal(retry_after)``
   is raised;
 - ``_on_result(permit, result, start)`` and ``_on_exception(permit, exc, start)`` record
-  the end of an admitted call, and give the permit back;
+  the end of an admitted call and give the permit back; ``_give_back(permit)`` gives it
+  back without recording anything (the call never really ran);
 - ``_timed`` says whether ``start`` must be read from ``_monotonic`` before the call;
 - when ``_plain`` is true, a call that returned on a permit with a ``tally`` is recorded
   by calling ``permit.tally()`` and ``_succeeded()``, two atomic C calls and no lock; the
   guard folds the permit's tally into its books at its next locked operation.
 
+Which path a decorated callable takes is decided once, at decoration, by
+:func:`~engined.core._callables.is_async_callable`; generator functions are refused. A
+sync path whose callable returns an awaitable anyway (a lambda around a coroutine
+function) refuses it loudly instead of counting a success that never happened.
+
 The lock-free success and the refusal are the hot paths of a guarded call (the second
-is every call while a dependency is down), so they are written out in each of the four
-calling conventions below rather than behind one more Python call: routing them
-through a helper costs a fifth of the breaker's budget on success, and an extra
-traceback entry per refusal. Keeping the lock off the success path also keeps threads
-from queueing behind one that the interpreter switched out while it held the lock.
+is every call while a dependency is down), so they are written out in each calling
+convention below rather than behind one more Python call: routing them through a
+helper costs a fifth of the breaker's budget on success, and an extra traceback entry
+per refusal. Keeping the lock off the success path also keeps threads from queueing
+behind one that the interpreter switched out while it held the lock.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
-import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from types import CoroutineType
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from engined.core._callables import (
+    PLAIN_RESULTS,
+    is_async_callable,
+    refuse_awaitable,
+    refuse_unguardable,
+    returns_awaitable,
+)
 
 __all__ = ["NO_RESULT", "Guard"]
 
@@ -41,7 +53,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 NO_RESULT: Any = object()
-"""Passed to ``_on_result`` when a ``with`` block ends: there is no return value to judge."""
+"""Passed to ``_on_result`` when a block ends: there is no return value to judge."""
 
 
 def _uncounted() -> int:
@@ -52,7 +64,7 @@ def _uncounted() -> int:
 class Guard:
     """Base of the guards: the calling conventions over ``_admit`` and ``_on_*``."""
 
-    __slots__ = ("_permits", "_rejected", "_succeeded")
+    __slots__ = ("_rejected", "_succeeded", "_what")
 
     _fast: Any
     _timed: bool
@@ -61,10 +73,8 @@ class Guard:
     _refusal: Callable[[float], Exception]
     _monotonic: Callable[[], float]
 
-    def __init__(self, name: str) -> None:
-        self._permits: contextvars.ContextVar[tuple[tuple[Any, float], ...]] = (
-            contextvars.ContextVar(f"engined.guard.{name}", default=())
-        )
+    def __init__(self, what: str) -> None:
+        self._what = what  # names the guard in errors: "circuit breaker 'db'"
         # Counters of the lock-free paths; a guard without those paths keeps none.
         self._succeeded: Callable[[], int] = _uncounted
         self._rejected: Callable[[], int] = _uncounted
@@ -79,6 +89,9 @@ class Guard:
         raise NotImplementedError
 
     def _on_exception(self, permit: Any, exc: BaseException, start: float) -> None:
+        raise NotImplementedError
+
+    def _give_back(self, permit: Any) -> None:
         raise NotImplementedError
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -96,6 +109,9 @@ class Guard:
         except BaseException as exc:
             self._on_exception(permit, exc, start)
             raise
+        if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
+            self._give_back(permit)
+            refuse_awaitable(fn, result, self._what)
         if self._plain:
             tally = permit.tally
             if tally is not None:
@@ -108,7 +124,11 @@ class Guard:
     async def call_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Await ``fn(*args, **kwargs)`` through the guard and return its result."""
+        """Call ``fn(*args, **kwargs)`` through the guard, await what it returns if awaitable.
+
+        Any callable goes: an ``async def``, an object with an async ``__call__``, a gRPC
+        stub method, or a lambda around a coroutine function (a plain value is returned).
+        """
         permit = self._fast
         if permit is None:
             retry_after = self._refuse_until - self._monotonic()
@@ -118,7 +138,10 @@ class Guard:
             permit = await self._admit_async()
         start = self._monotonic() if self._timed else 0.0
         try:
-            result = await fn(*args, **kwargs)
+            result: Any = fn(*args, **kwargs)
+            kind = type(result)
+            if kind is CoroutineType or (kind not in PLAIN_RESULTS and returns_awaitable(result)):
+                result = await result
         except BaseException as exc:
             self._on_exception(permit, exc, start)
             raise
@@ -127,9 +150,9 @@ class Guard:
             if tally is not None:
                 tally()
                 self._succeeded()
-                return result
+                return cast(T, result)
         self._on_result(permit, result, start)
-        return result
+        return cast(T, result)
 
     @overload
     def __call__(
@@ -137,14 +160,23 @@ class Guard:
     ) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]], /) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    @overload
     def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]: ...
 
     def __call__(self, fn: Callable[P, Any], /) -> Callable[P, Any]:
-        """Decorate a sync or async function so every call goes through the guard."""
+        """Decorate a sync or async callable so every call goes through the guard.
+
+        Raises:
+            TypeError: ``fn`` is not callable, or is a generator function (or a streaming
+                gRPC stub), whose work happens after the call returns.
+        """
         if not callable(fn):
             msg = f"a guard decorates a callable, got {type(fn).__name__}"
             raise TypeError(msg)
-        if inspect.iscoroutinefunction(fn):
+        refuse_unguardable(fn, f"{self._what} (a decorator)")
+        if is_async_callable(fn):
             return self._wrap_async(fn)
         return self._wrap_sync(fn)
 
@@ -168,6 +200,9 @@ class Guard:
             except BaseException as exc:
                 self._on_exception(permit, exc, start)
                 raise
+            if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
+                self._give_back(permit)
+                refuse_awaitable(fn, result, self._what)
             if plain:
                 tally = permit.tally
                 if tally is not None:
@@ -179,9 +214,7 @@ class Guard:
 
         return guarded
 
-    def _wrap_async(
-        self, fn: Callable[P, Coroutine[Any, Any, T]]
-    ) -> Callable[P, Coroutine[Any, Any, T]]:
+    def _wrap_async(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         monotonic, succeeded = self._monotonic, self._succeeded
         rejected = self._rejected
         timed, plain = self._timed, self._plain
@@ -211,46 +244,3 @@ class Guard:
             return result
 
         return guarded
-
-    # Context managers keep their permits on a per-context stack, so concurrent threads
-    # and tasks (and nested blocks) each close the permit they opened.
-
-    def __enter__(self) -> None:
-        permit = self._fast
-        if permit is None:
-            retry_after = self._refuse_until - self._monotonic()
-            if retry_after > 0:
-                self._rejected()
-                raise self._refusal(retry_after)
-            permit = self._admit()
-        start = self._monotonic() if self._timed else 0.0
-        self._permits.set((*self._permits.get(), (permit, start)))
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack = self._permits.get()
-        permit, start = stack[-1]
-        self._permits.set(stack[:-1])
-        if exc is None:
-            self._on_result(permit, NO_RESULT, start)
-        else:
-            self._on_exception(permit, exc, start)
-
-    async def __aenter__(self) -> None:
-        permit = self._fast
-        if permit is None:
-            permit = await self._admit_async()
-        start = self._monotonic() if self._timed else 0.0
-        self._permits.set((*self._permits.get(), (permit, start)))
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

@@ -18,33 +18,43 @@ class CircuitBreakerRegistry:
     gRPC interceptors per target) ends up sharing one breaker per name.
     """
 
-    __slots__ = ("_breakers", "_configs", "_lock")
+    __slots__ = ("_breakers", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._configs: dict[str, dict[str, Any]] = {}
 
     def get_or_create(self, name: str, **config: Any) -> CircuitBreaker:
         """Return the breaker called ``name``, creating it with ``config`` if absent.
 
+        A call for an existing name returns that breaker when ``config`` has the same
+        effect as the one it was made with: defaults may be spelled out or left out,
+        ``30`` equals ``30.0``, exception classes compare as a set, and two functions
+        from the same ``def`` or ``lambda`` with equal captured values are the same
+        predicate (so a factory that builds one decorator twice gets one breaker).
+
         Raises:
-            ValueError: ``config`` is given and differs from the one the breaker was
-                created with; silently keeping either would surprise one of the callers.
+            TypeError, ValueError: ``config`` is invalid; the message names the field.
+            ValueError: The breaker exists with a configuration of different effect;
+                silently keeping either would surprise one of the callers. The message
+                names the settings that differ.
         """
         with self._lock:
             breaker = self._breakers.get(name)
             if breaker is None:
-                breaker = CircuitBreaker(name, **config)
-                self._breakers[name] = breaker
-                self._configs[name] = config
-            elif config and config != self._configs[name]:
+                breaker = self._breakers[name] = CircuitBreaker(name, **config)
+                return breaker
+        if config:  # validate and compare outside the lock: user predicates may be slow
+            wanted = CircuitBreaker(name, **config)._effective_config()
+            existing = breaker._effective_config()
+            differing = sorted(key for key in existing if not _same(existing[key], wanted[key]))
+            if differing:
                 msg = (
-                    f"circuit breaker {name!r} already exists with config "
-                    f"{self._configs[name]!r}, not {config!r}"
+                    f"circuit breaker {name!r} already exists with a different "
+                    f"{', '.join(differing)}; use another name, or the same configuration"
                 )
                 raise ValueError(msg)
-            return breaker
+        return breaker
 
     def get(self, name: str) -> CircuitBreaker | None:
         """Return the breaker called ``name``, or ``None``."""
@@ -53,14 +63,12 @@ class CircuitBreakerRegistry:
     def remove(self, name: str) -> CircuitBreaker | None:
         """Forget the breaker called ``name`` and return it, or ``None`` if absent."""
         with self._lock:
-            self._configs.pop(name, None)
             return self._breakers.pop(name, None)
 
     def clear(self) -> None:
         """Forget every breaker."""
         with self._lock:
             self._breakers.clear()
-            self._configs.clear()
 
     def __len__(self) -> int:
         return len(self._breakers)
@@ -75,6 +83,14 @@ class CircuitBreakerRegistry:
 
     def __repr__(self) -> str:
         return f"CircuitBreakerRegistry({sorted(self._breakers)!r})"
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that survives captured values whose ``==`` raises or is not a bool."""
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b
 
 
 _DEFAULT = CircuitBreakerRegistry()

@@ -12,7 +12,11 @@ import math
 from engined.core import _validate as check
 from engined.core._window import CountWindow, TimeWindow
 
-__all__ = ["TripRules"]
+__all__ = ["MIN_WINDOW_DURATION", "TripRules"]
+
+MIN_WINDOW_DURATION = 1e-3
+"""Shortest ``window_duration``: a window split into 10 buckets of less than 0.1 ms would
+age out within one clock tick, and sub-normal widths overflow the bucket arithmetic."""
 
 
 class TripRules:
@@ -70,13 +74,32 @@ class TripRules:
             self._window = CountWindow(size)
             self._min_calls = min(minimum, size)
         else:
-            self._window = TimeWindow(check.check_positive("window_duration", window_duration))
+            duration = check.check_positive(
+                "window_duration", window_duration, minimum=MIN_WINDOW_DURATION, inclusive=True
+            )
+            self._window = TimeWindow(duration)
             self._min_calls = minimum
         self.consecutive_failures = 0
         self.has_rates = (
             self._failure_rate_threshold is not None or self._slow_rate_threshold is not None
         )
         self.timed = slow_call_duration is not None or window_duration is not None
+
+    def settings(self) -> dict[str, object]:
+        """The effective rule settings, for comparing breaker configurations."""
+        window = self._window
+        return {
+            "failure_threshold": self._failure_threshold,
+            "failure_rate_threshold": self._failure_rate_threshold,
+            "slow_call_duration": self.slow_call_duration,
+            "slow_call_rate_threshold": self._slow_rate_threshold,
+            "window": (
+                ("calls", window.size)
+                if isinstance(window, CountWindow)
+                else ("seconds", window.duration)
+            ),
+            "minimum_calls": self._min_calls,
+        }
 
     @property
     def slow_probe_fails(self) -> bool:

@@ -39,6 +39,11 @@ class CountWindow:
         self._failures: deque[int] = deque()
         self._slow: deque[int] = deque()
 
+    @property
+    def size(self) -> int:
+        """How many calls the window holds."""
+        return self._size
+
     def add(self, failed: bool, slow: bool, now: float) -> None:
         """Record one call; ``now`` is unused (the signature matches :class:`TimeWindow`)."""
         seq = self.seq = self.seq + 1
@@ -79,9 +84,10 @@ class CountWindow:
 class TimeWindow:
     """The calls recorded in the last ``duration`` seconds."""
 
-    __slots__ = ("_calls", "_failures", "_head", "_slow", "_totals", "_width")
+    __slots__ = ("_calls", "_failures", "_head", "_slow", "_totals", "_width", "duration")
 
     def __init__(self, duration: float) -> None:
+        self.duration = duration
         self._width = duration / BUCKETS
         self._calls = [0] * BUCKETS
         self._failures = [0] * BUCKETS

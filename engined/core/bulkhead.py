@@ -19,6 +19,7 @@ import asyncio
 import math
 import threading
 from collections import deque
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from engined._clock import SYSTEM_CLOCK
@@ -97,7 +98,9 @@ class Bulkhead(Guard):
     """Let at most ``max_concurrent`` calls through at once.
 
     Use it like a circuit breaker: ``@bh`` on sync or async functions, ``bh.call(fn)``,
-    ``await bh.call_async(fn)``, ``with bh:`` and ``async with bh:``.
+    ``await bh.call_async(fn)``, and blocks: ``with bh:`` and ``async with bh:``. Slots
+    are interchangeable, so a block holds no slot of its own: it may end in another
+    thread, task or context than it began in, and blocks need not nest.
 
     Args:
         name: Names the bulkhead in errors.
@@ -129,11 +132,9 @@ class Bulkhead(Guard):
 
     def __init__(self, name: str, *, max_concurrent: int = 10, max_wait: float | None = 0.0):
         self.name = check.check_name("name", name)
-        super().__init__(self.name)
+        super().__init__(f"bulkhead {self.name!r}")
         self.max_concurrent = check.check_int("max_concurrent", max_concurrent, minimum=1)
-        self.max_wait = (
-            None if max_wait is None else check.check_positive("max_wait", max_wait, inclusive=True)
-        )
+        self.max_wait = None if max_wait is None else _check_max_wait(max_wait)
         self._monotonic = SYSTEM_CLOCK.monotonic
         self._lock = threading.Lock()
         self._active = 0
@@ -234,6 +235,43 @@ class Bulkhead(Guard):
 
     def _on_exception(self, permit: bool, exc: BaseException, start: float) -> None:
         self._release_slot()
+
+    def _give_back(self, permit: bool) -> None:
+        self._release_slot()
+
+    def __enter__(self) -> None:
+        self._admit()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release_slot()
+
+    async def __aenter__(self) -> None:
+        await self._admit_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release_slot()
+
+
+def _check_max_wait(value: object) -> float:
+    """``max_wait`` must fit the waits it is passed to: ``threading.TIMEOUT_MAX`` at most."""
+    seconds = check.check_positive("max_wait", value, inclusive=True)
+    if seconds > threading.TIMEOUT_MAX:
+        msg = (
+            f"max_wait must be at most {threading.TIMEOUT_MAX:g} seconds, got {value!r}; "
+            "use max_wait=None to wait as long as it takes"
+        )
+        raise ValueError(msg)
+    return seconds
 
 
 def bulkhead(name: str, *, max_concurrent: int = 10, max_wait: float | None = 0.0) -> Bulkhead:

@@ -11,6 +11,7 @@ from engined.core._breaker_types import (
     CircuitState,
     StateChange,
 )
+from engined.core._permit import Permit
 from engined.core._registry import CircuitBreakerRegistry, circuit_breaker, default_registry
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "CircuitBreakerOpenError",
     "CircuitBreakerRegistry",
     "CircuitState",
+    "Permit",
     "StateChange",
     "circuit_breaker",
     "default_registry",

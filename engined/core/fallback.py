@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from engined.core import _validate as check
+from engined.core._callables import (
+    PLAIN_RESULTS,
+    is_async_callable,
+    refuse_awaitable,
+    refuse_unguardable,
+    returns_awaitable,
+)
 
 __all__ = ["fallback"]
 
@@ -30,15 +36,17 @@ def fallback(
         on: What to handle: an exception class, a tuple of them, or a predicate.
 
     Raises:
-        TypeError: At decoration, for an async handler on a sync function.
+        TypeError: At decoration, for an async handler on a sync function or a generator
+            function (its errors surface while the caller iterates, out of reach).
     """
     check.check_callable("handler", handler)
     matches = check.check_matcher("on", on)
-    async_handler = inspect.iscoroutinefunction(handler)
+    async_handler = is_async_callable(handler)
 
     def decorate(fn: F) -> F:
         check.check_callable("the decorated object", fn)
-        if inspect.iscoroutinefunction(fn):
+        refuse_unguardable(fn, "fallback()")
+        if is_async_callable(fn):
 
             @functools.wraps(fn)
             async def answered_async(*args: Any, **kwargs: Any) -> Any:
@@ -58,11 +66,14 @@ def fallback(
         @functools.wraps(fn)
         def answered(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except Exception as exc:
                 if not matches(exc):
                     raise
                 return handler(exc, *args, **kwargs)
+            if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
+                refuse_awaitable(fn, result, "fallback()")
+            return result
 
         return cast(F, answered)
 

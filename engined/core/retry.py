@@ -13,7 +13,6 @@ and :class:`~engined.CircuitBreakerOpenError` are never retried.
 from __future__ import annotations
 
 import functools
-import inspect
 import random
 import threading
 from collections.abc import Callable
@@ -23,6 +22,13 @@ from typing import Any, Literal, TypeVar, cast
 from engined._clock import SYSTEM_CLOCK, Clock
 from engined.core import _validate as check
 from engined.core._breaker_types import CircuitBreakerOpenError
+from engined.core._callables import (
+    PLAIN_RESULTS,
+    is_async_callable,
+    refuse_awaitable,
+    refuse_unguardable,
+    returns_awaitable,
+)
 
 __all__ = ["Backoff", "RetryBudget", "retry"]
 
@@ -36,7 +42,8 @@ class Backoff:
     """How long to wait before each retry.
 
     Attributes:
-        initial: Seconds before the first retry (its cap, with full jitter).
+        initial: Seconds before the first retry (its cap, with full jitter); 0 retries
+            at once, every time.
         multiplier: Growth of the cap per retry.
         max: Largest cap, in seconds.
         jitter: ``"full"`` draws each delay uniformly from [0, cap] so that clients
@@ -49,7 +56,7 @@ class Backoff:
     jitter: Literal["full", "none"] = "full"
 
     def __post_init__(self) -> None:
-        initial = check.check_positive("initial", self.initial)
+        initial = check.check_positive("initial", self.initial, inclusive=True)
         check.check_positive("multiplier", self.multiplier, minimum=1.0, inclusive=True)
         check.check_positive("max", self.max, minimum=initial, inclusive=True)
         if self.jitter not in ("full", "none"):
@@ -175,6 +182,11 @@ def retry(
     Returns:
         A decorator. After the last attempt the last exception propagates unchanged,
         with a note saying how many attempts were made and why retrying stopped.
+
+    Raises:
+        TypeError: An argument has the wrong type (naming it); at decoration, a generator
+            function, whose errors would surface while the caller iterates, beyond reach;
+            at a call, a callable taken for sync that returned an awaitable.
     """
     policy = _Policy(
         matches=check.check_matcher("on", on),
@@ -182,13 +194,14 @@ def retry(
         backoff=_check_instance("backoff", backoff, Backoff),
         deadline=None if deadline is None else check.check_positive("deadline", deadline),
         budget=None if budget is None else _check_instance("budget", budget, RetryBudget),
-        clock=clock,
-        rng=_RNG if rng is None else rng,
+        clock=check.check_clock("clock", clock),
+        rng=_RNG if rng is None else _check_instance("rng", rng, random.Random),
     )
 
     def decorate(fn: F) -> F:
         check.check_callable("the decorated object", fn)
-        if inspect.iscoroutinefunction(fn):
+        refuse_unguardable(fn, "retry()")
+        if is_async_callable(fn):
             return cast(F, _retry_async(fn, policy))
         return cast(F, _retry_sync(fn, policy))
 
@@ -219,6 +232,8 @@ def _retry_sync(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
                 policy.clock.sleep(delay)
                 attempt += 1
                 continue
+            if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
+                refuse_awaitable(fn, result, "retry()")
             if budget is not None:
                 budget.record_success()
             return result

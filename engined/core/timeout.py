@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from engined.core import _validate as check
+from engined.core._callables import is_async_callable
 
 __all__ = ["CallTimeoutError", "timeout"]
 
@@ -52,7 +52,7 @@ def timeout(seconds: float) -> Callable[[AsyncF], AsyncF]:
     limit = check.check_positive("seconds", seconds)
 
     def decorate(fn: AsyncF) -> AsyncF:
-        if not inspect.iscoroutinefunction(fn):
+        if not is_async_callable(fn):
             msg = (
                 f"timeout() needs an async function, got {fn!r}: a running sync call cannot "
                 "be interrupted safely. Make it async (for blocking code, an async function "

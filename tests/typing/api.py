@@ -45,7 +45,7 @@ assert_type(engined.default_registry().get("db"), engined.CircuitBreaker | None)
 async def use_async() -> None:
     """``call_async`` returns the awaited value's type."""
     assert_type(await breaker.call_async(fetch, "k"), bytes)
-    async with breaker:
+    async with breaker.permit():
         pass
 
 

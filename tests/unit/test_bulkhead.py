@@ -840,6 +840,7 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("max_wait", {"max_wait": "1"}),
     ("max_wait", {"max_wait": True}),
     ("max_wait", {"max_wait": math.nan}),
+    ("max_wait", {"max_wait": 1e10}),  # once an OverflowError when contended
 ]
 
 

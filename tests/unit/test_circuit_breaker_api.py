@@ -37,13 +37,13 @@ def _fail(breaker: CircuitBreaker) -> None:
 
 
 def _sync_with(breaker: CircuitBreaker, exc: BaseException | None) -> None:
-    with breaker:
+    with breaker.permit():
         if exc is not None:
             raise exc
 
 
 async def _async_with(breaker: CircuitBreaker, exc: BaseException | None) -> None:
-    async with breaker:
+    async with breaker.permit():
         if exc is not None:
             raise exc
 
@@ -221,7 +221,7 @@ def test_recursive_decorated_function_nests_calls(make_breaker: Factory) -> None
     assert depth(5) == 5
     assert breaker.metrics.successful_calls == 6
 
-    with breaker, breaker:
+    with breaker.permit(), breaker.permit():
         pass
     assert breaker.metrics.successful_calls == 8
 

@@ -42,7 +42,7 @@ async def _invoke(breaker: CircuitBreaker, via: str, fn: Callable[[], Any]) -> A
     if via == "decorator":
         return breaker(fn)()
     if via == "with":
-        with breaker:
+        with breaker.permit():
             return fn()
 
     async def body() -> Any:
@@ -60,7 +60,7 @@ async def _invoke_async(
     if via == "async_decorator":
         return await breaker(body)()
     assert via == "async_with"
-    async with breaker:
+    async with breaker.permit():
         return await body()
 
 
@@ -145,7 +145,7 @@ def test_closing_a_generator_inside_the_breaker_frees_the_probe(
     _to_half_open(breaker, clock)
 
     def rows() -> Iterator[int]:
-        with breaker:
+        with breaker.permit():
             yield 1
             yield 2
 
@@ -340,7 +340,7 @@ def test_raising_result_is_failure_is_logged_and_counts_as_success(
 
 def _finish_late(breaker: CircuitBreaker, outcome: str, meanwhile: Callable[[], None]) -> None:
     """Admit one call now, run ``meanwhile`` while it is in flight, then end it with ``outcome``."""
-    with contextlib.suppress(Boom), breaker:
+    with contextlib.suppress(Boom), breaker.permit():
         meanwhile()
         if outcome == "failure":
             raise Boom
@@ -494,3 +494,65 @@ def test_late_lock_free_success_cannot_reset_a_newer_failure_streak(
     assert m.state is CircuitState.OPEN
     assert m.successful_calls == 1
     assert m.failed_calls == 3
+
+
+def _not_a_lookup_error(exc: BaseException) -> bool:
+    return not isinstance(exc, LookupError)
+
+
+@pytest.mark.parametrize("via", VIAS)
+async def test_record_exceptions_predicate_carves_out_a_subclass(
+    make_breaker: Factory, via: str
+) -> None:
+    """With a record_exceptions predicate, KeyError is a success and ValueError a failure."""
+    breaker = make_breaker(failure_threshold=None, record_exceptions=_not_a_lookup_error)
+    for exc in (KeyError("k"), ValueError("v"), IndexError(0)):
+        with pytest.raises(type(exc)):
+            await _invoke(breaker, via, lambda e=exc: _raise(e))
+    m = breaker.metrics
+    assert (m.successful_calls, m.failed_calls) == (2, 1)
+
+
+def test_ignore_exceptions_predicate_wins_over_record(make_breaker: Factory) -> None:
+    """An ignore predicate that matches makes the call ignored even though it is recorded."""
+    breaker = make_breaker(ignore_exceptions=lambda exc: "retry later" in str(exc))
+    with pytest.raises(ConnectionError):
+        breaker.call(_raise, ConnectionError("retry later"))
+    with pytest.raises(ConnectionError):
+        breaker.call(_raise, ConnectionError("refused"))
+    m = breaker.metrics
+    assert (m.ignored_calls, m.failed_calls) == (1, 1)
+
+
+def test_a_raising_record_predicate_is_logged_and_counts_a_failure(
+    make_breaker: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record_exceptions predicate that raises is logged; the call counts as a failure."""
+
+    def broken(exc: BaseException) -> bool:
+        raise RuntimeError("bug in predicate")
+
+    breaker = make_breaker(record_exceptions=broken, ignore_exceptions=broken)
+    with caplog.at_level(logging.ERROR, "engined.circuit_breaker"), pytest.raises(Boom):
+        breaker.call(_raise, Boom())
+    assert breaker.metrics.failed_calls == 1
+    assert "record_exceptions" in caplog.text
+    assert "ignore_exceptions" in caplog.text
+
+
+def test_a_record_predicate_never_sees_base_exceptions(make_breaker: Factory) -> None:
+    """Cancellation is released before any predicate runs: it is never counted."""
+    seen: list[BaseException] = []
+    breaker = make_breaker(record_exceptions=lambda exc: seen.append(exc) is None)
+    with pytest.raises(KeyboardInterrupt):
+        breaker.call(_raise, KeyboardInterrupt())
+    assert seen == []
+    assert breaker.metrics.total_calls == 0
+
+
+def test_calling_a_decorated_function_through_call_counts_twice(make_breaker: Factory) -> None:
+    """As documented: @breaker and breaker.call on the same call go through the breaker twice."""
+    breaker = make_breaker()
+    guarded = breaker(lambda: 1)
+    assert breaker.call(guarded) == 1
+    assert breaker.metrics.successful_calls == 2

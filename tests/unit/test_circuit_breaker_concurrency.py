@@ -141,7 +141,7 @@ async def test_half_open_admits_exactly_max_calls_among_16_tasks(
             if via == "call_async":
                 await breaker.call_async(probe)
             else:
-                async with breaker:
+                async with breaker.permit():
                     await probe()
         except CircuitBreakerOpenError:
             note("rejected")
@@ -218,7 +218,7 @@ def test_no_lock_is_held_while_user_code_runs(
         elif via == "decorator":
             results.append(decorated())
         else:
-            with breaker:
+            with breaker.permit():
                 results.append(meet.wait())
 
     _run_threads(worker, 4)
@@ -240,7 +240,7 @@ async def test_no_lock_is_held_across_an_await(make_breaker: Factory, via: str) 
     async def task() -> int:
         if via == "call_async":
             return await breaker.call_async(meet.wait)
-        async with breaker:
+        async with breaker.permit():
             return await meet.wait()
 
     results = await asyncio.wait_for(asyncio.gather(*(task() for _ in range(4))), timeout=5)

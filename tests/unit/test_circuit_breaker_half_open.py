@@ -58,7 +58,7 @@ def test_half_open_admits_exactly_max_calls_in_flight(
     breaker = half_open(half_open_max_calls=max_calls, success_threshold=max_calls)
     with contextlib.ExitStack() as probes:
         for _ in range(max_calls):
-            probes.enter_context(breaker)
+            probes.enter_context(breaker.permit())
         for _ in range(3):
             assert _rejected(breaker).state is CircuitState.HALF_OPEN
         assert breaker.state is CircuitState.HALF_OPEN

@@ -161,7 +161,7 @@ def test_half_open_full_rejection_has_no_retry_after(
     breaker = make_breaker(failure_threshold=1, recovery_timeout=5.0)
     _fail(breaker)
     clock.advance(5.0)
-    with breaker:  # the only probe permit is held
+    with breaker.permit():  # the only probe permit is held
         err = _rejection(breaker)
     assert err.state is CircuitState.HALF_OPEN
     assert err.retry_after is None
@@ -183,3 +183,25 @@ def test_times_opened_counts_entries_into_open_only(
     assert breaker.metrics.times_opened == 2
     breaker.force_open()
     assert breaker.metrics.times_opened == 2
+
+
+@pytest.mark.parametrize("cap", [60.0, 1e300])
+def test_a_thousand_consecutive_openings_never_overflow(
+    make_breaker: Factory, clock: FakeClock, cap: float
+) -> None:
+    """1,100 openings at recovery_backoff=2 keep opening for the capped time, no OverflowError.
+
+    Once ``2.0 ** 1024`` was computed before the cap: callers got OverflowError and the
+    breaker never opened again.
+    """
+    breaker = make_breaker(
+        failure_threshold=1, recovery_timeout=1.0, recovery_backoff=2.0, max_recovery_timeout=cap
+    )
+    for n in range(1, 1101):
+        _fail(breaker)
+        retry_after = breaker.metrics.retry_after
+        assert retry_after == pytest.approx(min(2.0 ** min(n - 1, 1000), cap), rel=1e-9)
+        assert _rejection(breaker).state is CircuitState.OPEN
+        clock.advance(retry_after)
+        assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.metrics.times_opened == 1100

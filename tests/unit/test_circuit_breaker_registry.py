@@ -183,3 +183,77 @@ async def test_circuit_breaker_factory_result_is_a_decorator(clock: FakeClock) -
     assert breaker is not None
     assert breaker.state is CircuitState.OPEN
     assert breaker.metrics.failed_calls == 2
+
+
+def test_explicit_defaults_equal_left_out_ones() -> None:
+    """circuit_breaker("db") then circuit_breaker("db", failure_threshold=5): one breaker.
+
+    Once the second call raised ValueError although 5 is the default.
+    """
+    first = circuit_breaker("db")
+    assert circuit_breaker("db", failure_threshold=5) is first
+    assert circuit_breaker("db", recovery_timeout=30, record_exceptions=Exception) is first
+    assert circuit_breaker("db", record_exceptions=(Exception,), ignore_exceptions=[]) is first
+
+
+def test_exception_classes_compare_as_a_set() -> None:
+    """The order of record_exceptions does not make a different configuration."""
+    first = circuit_breaker("db", record_exceptions=(KeyError, OSError))
+    assert circuit_breaker("db", record_exceptions=(OSError, KeyError)) is first
+
+
+def _status_breaker(limit: int) -> CircuitBreaker:
+    """A factory that builds the same decorator with a fresh lambda each time."""
+    return circuit_breaker("http", result_is_failure=lambda status: status >= limit)
+
+
+def test_a_factory_building_the_same_lambda_twice_gets_one_breaker() -> None:
+    """Two lambdas from the same source with equal captured values are the same predicate."""
+    first = _status_breaker(500)
+    assert _status_breaker(500) is first
+
+
+def test_a_lambda_capturing_another_value_is_a_conflict() -> None:
+    """The same lambda capturing a different value is a different predicate: ValueError."""
+    _status_breaker(500)
+    with pytest.raises(ValueError, match="result_is_failure"):
+        _status_breaker(400)
+
+
+def test_a_different_predicate_is_a_conflict_naming_it() -> None:
+    """Another function for result_is_failure is refused, naming the setting."""
+    circuit_breaker("db", result_is_failure=lambda value: value is None)
+    with pytest.raises(ValueError, match=r"'db'.*result_is_failure"):
+        circuit_breaker("db", result_is_failure=lambda value: value == 0)
+
+
+def test_conflict_message_names_every_differing_setting(clock: FakeClock) -> None:
+    """The ValueError lists each setting that differs, and only those."""
+    circuit_breaker("db", failure_threshold=2, clock=clock)
+    with pytest.raises(ValueError, match="failure_threshold, recovery_timeout;") as caught:
+        circuit_breaker("db", failure_threshold=3, recovery_timeout=1.0, clock=clock)
+    assert "clock" not in str(caught.value)
+
+
+def test_a_predicate_whose_captured_value_cannot_compare_is_a_conflict() -> None:
+    """A captured value whose == raises makes the predicates differ rather than crash."""
+
+    class Weird:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no")
+
+        __hash__ = object.__hash__
+
+    def build(marker: Weird) -> CircuitBreaker:
+        return circuit_breaker("db", result_is_failure=lambda value: value is marker)
+
+    build(Weird())
+    with pytest.raises(ValueError, match="result_is_failure"):
+        build(Weird())
+
+
+def test_bad_config_for_an_existing_name_names_the_field() -> None:
+    """An invalid value is refused naming it, even when the name already exists."""
+    circuit_breaker("db")
+    with pytest.raises(ValueError, match="failure_threshold"):
+        circuit_breaker("db", failure_threshold=0)

@@ -35,6 +35,12 @@ BAD: list[Any] = [
     ("window_size", {"window_size": 10.5}),
     ("window_duration", {"window_duration": 0}),
     ("window_duration", {"window_duration": -5.0}),
+    ("window_duration", {"window_duration": 5e-324}),  # once a ZeroDivisionError on first call
+    ("window_duration", {"window_duration": 1e-4}),
+    ("clock", {"clock": None}),
+    ("clock", {"clock": object()}),
+    ("record_exceptions", {"record_exceptions": 42}),
+    ("ignore_exceptions", {"ignore_exceptions": "KeyError"}),
     ("minimum_calls", {"minimum_calls": 0}),
     ("minimum_calls", {"minimum_calls": -1}),
     ("minimum_calls", {"minimum_calls": True}),

@@ -162,7 +162,6 @@ def test_backoff_full_jitter_delay_is_rng_random_times_cap(seed: int) -> None:
 
 
 BACKOFF_BAD: list[Any] = [
-    ("initial", {"initial": 0}),
     ("initial", {"initial": -0.1}),
     ("initial", {"initial": "0.1"}),
     ("initial", {"initial": math.nan}),
@@ -746,6 +745,9 @@ RETRY_BAD: list[Any] = [
     ("budget", {"budget": 10}),
     ("budget", {"budget": "budget"}),
     ("budget", {"budget": RetryBudget}),
+    ("clock", {"clock": None}),  # once an AttributeError on the first call
+    ("clock", {"clock": "system"}),
+    ("rng", {"rng": 42}),
 ]
 
 
@@ -781,3 +783,12 @@ def test_retry_accepts_boundary_arguments(clock: FakeClock, config: dict[str, An
     """attempts=1, a tiny deadline, None budget/deadline and a custom Backoff are valid."""
     fn = retry(on=Boom, clock=clock, **config)(Script("ok").fn("sync"))
     assert fn() == "ok"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_zero_initial_backoff_retries_without_delay(clock: FakeClock, mode: str) -> None:
+    """Backoff(initial=0) is allowed and means every retry starts at once."""
+    script = Script(Boom, Boom, "ok")
+    fn = _retried(mode, script, on=Boom, attempts=3, backoff=Backoff(initial=0), clock=clock)
+    assert await _call(fn) == "ok"
+    assert clock.sleeps == [0.0, 0.0]
