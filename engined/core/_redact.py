@@ -70,7 +70,7 @@ _PARTS: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # Cheap first scan: could there be a secret at all? (Every key rule and form needs one
 # of these substrings, in any case.)
 _HINT: Final = re.compile(
-    r"pass|pwd|secret|token|api.?key|authori[sz]|credential|bearer|basic|://",
+    r"pass|pwd|secret|token|api[^a-z0-9]*key|authori[sz]|credential|bearer|basic|://",
     re.IGNORECASE,
 )
 

@@ -29,6 +29,8 @@ MASKED = [
     ("apikey=k", "apikey=***"),
     ("apiKey=k", "apiKey=***"),
     ("APIKey=k", "APIKey=***"),
+    ("api__key=k", "api__key=***"),
+    ("API.KEY: k", "API.KEY: ***"),
     ("access_token=t1 ok", "access_token=*** ok"),
     ("authToken=t", "authToken=***"),
     ("SECRET_KEY=s", "SECRET_KEY=***"),
