@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engined import HealthCheckConfig, HealthCheckManager
-from engined.core._health_manager import _Component
+from engined.core._health_component import Component as _Component
 
 LAG_TARGET = 0.010  # seconds, p99
 CPU_TARGET = 0.15  # share of one core

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "ComponentHealth",
@@ -24,6 +24,8 @@ __all__ = [
     "HealthStatus",
     "SystemHealth",
     "aggregate",
+    "parse_component_type",
+    "settings_of",
 ]
 
 
@@ -78,12 +80,89 @@ class HealState(enum.StrEnum):
     SUPPRESSED = "suppressed"  # a depends_on parent is unhealthy: not healed meanwhile
 
 
+class _Missing(enum.Enum):
+    """Marks a positional field left out, so that an explicit ``None`` can be refused."""
+
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
+_TYPES = frozenset(member.value for member in ComponentType)
+_CHOICES: dict[str, type[enum.StrEnum]] = {
+    "status": HealthStatus,
+    "component_type": ComponentType,
+}
+
+
+def _lower(value: object) -> object:
+    """Names of statuses and types are accepted in any case: ``"UNHEALTHY"``, ``"Healthy"``."""
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
+        return value.strip().lower()
+    return value
+
+
+def _choices(field: str) -> str:
+    return ", ".join(member.value for member in _CHOICES[field])
+
+
+def _shown(value: object) -> str:
+    """A bad input as an error message may show it: scalars only, strings cut short."""
+    if value is None or isinstance(value, bool | int | float | enum.Enum):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:39] + "…")
+    return f"a {type(value).__name__}"
+
+
+def _refusal(model: type[BaseModel], error: ValidationError) -> ValueError:
+    """A ``ValueError`` with one line per bad field, each naming it, without pydantic's links.
+
+    pydantic's own message ends with a documentation URL and a bare field location; this
+    one reads as a sentence a config file's author can act on.
+    """
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        kind, text = problem["type"], problem["msg"].removeprefix("Value error, ")
+        where = f"{model.__name__}.{field}"
+        if not field:  # a rule between fields: its message names them
+            lines.append(f"{model.__name__}: {text}")
+        elif field in _CHOICES and model is HealthCheckResult:
+            got = "missing" if kind == "missing" else f"got {_shown(problem['input'])}"
+            lines.append(f"{where} must be one of {_choices(field)} (any case); {got}")
+        elif kind == "missing":
+            lines.append(f"{where} is required")
+        elif kind == "extra_forbidden":
+            lines.append(f"{where} is not a field; valid: {', '.join(model.model_fields)}")
+        else:
+            lines.append(f"{where}: {text}; got {_shown(problem['input'])}")
+    return ValueError("\n".join(lines))
+
+
+def parse_component_type(param: str, value: object) -> ComponentType:
+    """Return ``value`` as a :class:`ComponentType`, accepting its name in any case.
+
+    Raises:
+        ValueError: ``value`` is no component type; the message names ``param`` and lists
+            the valid values.
+    """
+    if isinstance(value, ComponentType):
+        return value
+    lowered = _lower(value)
+    if isinstance(lowered, str) and lowered in _TYPES:
+        return ComponentType(lowered)
+    msg = f"{param} must be one of {_choices('component_type')} (any case); got {_shown(value)}"
+    raise ValueError(msg) from None
+
+
 class HealthCheckResult(BaseModel):
     """One check's verdict on one component.
 
-    ``component``, ``component_type`` and ``status`` may be given positionally. Statuses
-    and types given as their string values (``"healthy"``) are accepted; anything else is
-    refused with an error naming the field.
+    ``component``, ``component_type`` and ``status`` are required and may be given
+    positionally. Statuses and types are accepted as members or as their names in any
+    case (``"healthy"``, ``"HEALTHY"``); ``None`` or anything else is refused with a
+    ``ValueError`` that names the field and lists the valid values: a check that builds
+    its result from a missing value must fail loudly, not report UNKNOWN.
 
     Attributes:
         component: The component's name.
@@ -100,8 +179,8 @@ class HealthCheckResult(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     component: str = Field(min_length=1)
-    component_type: ComponentType = ComponentType.CUSTOM
-    status: HealthStatus = HealthStatus.UNKNOWN
+    component_type: ComponentType
+    status: HealthStatus
     message: str = ""
     details: Mapping[str, Any] = Field(default_factory=dict)
     duration: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -110,9 +189,9 @@ class HealthCheckResult(BaseModel):
 
     def __init__(
         self,
-        component: str | None = None,
-        component_type: ComponentType | str | None = None,
-        status: HealthStatus | str | None = None,
+        component: str | _Missing = _MISSING,
+        component_type: ComponentType | str | _Missing = _MISSING,
+        status: HealthStatus | str | _Missing = _MISSING,
         /,
         **data: Any,
     ) -> None:
@@ -121,12 +200,20 @@ class HealthCheckResult(BaseModel):
             ("component_type", component_type),
             ("status", status),
         ):
-            if value is not None:
+            if value is not _MISSING:
                 if name in data:
                     msg = f"{name} given both positionally and by keyword"
                     raise TypeError(msg)
                 data[name] = value
-        super().__init__(**data)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _refusal(type(self), exc) from None
+
+    @field_validator("component_type", "status", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return _lower(value)
 
 
 class HealthCheckConfig(BaseModel):
@@ -167,6 +254,12 @@ class HealthCheckConfig(BaseModel):
     heal_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     heal_reset_after: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _refusal(type(self), exc) from None
+
     @model_validator(mode="after")
     def _check_relations(self) -> Self:
         if self.timeout is not None and self.timeout > self.interval:
@@ -192,6 +285,27 @@ class HealthCheckConfig(BaseModel):
         except OverflowError:
             return self.heal_backoff_max
         return min(grown, self.heal_backoff_max)
+
+
+def settings_of(config: object, keywords: dict[str, Any]) -> HealthCheckConfig:
+    """The settings a registration was given: a config object or keywords, not both.
+
+    Raises:
+        TypeError: Both were given, or ``config`` is not a HealthCheckConfig (a dict, say).
+        ValueError: A keyword is no field or has a bad value; the message names it.
+    """
+    if config is None:
+        return HealthCheckConfig(**keywords)
+    if keywords:
+        msg = f"give config= or config keywords ({', '.join(sorted(keywords))}), not both"
+        raise TypeError(msg)
+    if not isinstance(config, HealthCheckConfig):
+        msg = (
+            f"config must be a HealthCheckConfig, got {type(config).__name__}; "
+            "pass its fields as keyword arguments instead"
+        )
+        raise TypeError(msg)
+    return config
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,222 +1,256 @@
-"""Running one check or one heal: timeouts, worker threads, and turning anything into a result.
+"""Running one check or one heal: a time limit from its start, and an outcome, never a raise.
 
-A check may be sync (run in a bounded worker pool, since a thread cannot be interrupted)
-or async (run as a task). Either way the caller waits at most ``timeout`` seconds on the
-event loop's timer; a check that overruns is cancelled if it can be, but never awaited, so
-one that swallows cancellation cannot hang the manager. It stays registered as in flight
-and the next tick records it as stuck instead of starting a second copy.
+A check may be sync (run in a worker thread, since a thread cannot be interrupted) or
+async (run as a task). Either way the caller waits at most ``limit`` seconds on the event
+loop's timer, counted from the moment the callable starts running; one that overruns is
+cancelled if it can be, but never awaited, so one that swallows cancellation cannot hang
+the manager. It stays marked busy and the next tick records it as stuck instead of
+starting a second copy.
+
+Whatever a callable does ends as an :class:`Outcome` value, never as an exception set on
+an asyncio future: asyncio re-raises ``SystemExit`` out of the event loop from a task, and
+an exception nobody retrieves is dropped with a log line. So any ``BaseException`` a check
+or heal raises (``SystemExit``, a custom subclass, its own ``CancelledError``) is caught
+where it is raised and recorded by type name. Only two things propagate: cancelling the
+caller (the manager's own cancellation) and ``KeyboardInterrupt``, which is re-raised on
+the event loop as a Ctrl-C there would be.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from engined.core._health_model import ComponentType, HealthCheckResult, HealthStatus
+from engined.core._health_model import HealthCheckResult
+from engined.core._health_threads import Budget, WorkerPool
 
-__all__ = [
-    "Busy",
-    "CheckFn",
-    "HealFn",
-    "Runner",
-    "failed",
-    "is_async",
-    "normalize",
-    "raised_by_callee",
-]
-
-MAX_MESSAGE = 256  # characters of a check's message kept in its result
+__all__ = ["NO_THREAD", "Busy", "CheckFn", "HealFn", "Outcome", "Runner", "is_async"]
 
 CheckFn = Callable[[], Any]
 HealFn = Callable[[HealthCheckResult], Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run of a check or heal ended.
+
+    Attributes:
+        kind: ``"value"`` (it returned), ``"raised"`` (any BaseException but the two that
+            propagate), ``"timeout"`` (the limit passed first) or ``"no_thread"`` (a sync
+            callable found no worker thread and never started).
+        value: The returned value, or for ``"raised"`` the exception's type name.
+    """
+
+    kind: Literal["value", "raised", "timeout", "no_thread"]
+    value: object = None
+
+
+TIMEOUT = Outcome("timeout")
+NO_THREAD = Outcome("no_thread")
+
+
+class Busy:
+    """Whether a check or heal of one component really still runs (threads outlive limits).
+
+    A task's run ends with its task; a task whose loop was closed under it never ends, so
+    it counts as ended too: a manager driven by successive loops must not see it as stuck.
+    """
+
+    __slots__ = ("_loop", "_running")
+
+    def __init__(self) -> None:
+        self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the callable is still running."""
+        return self._running and not (self._loop is not None and self._loop.is_closed())
+
+    def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Mark it running, as a task of ``loop`` or (None) in a worker thread."""
+        self._loop = loop
+        self._running = True
+
+    def clear(self, *_: object) -> None:
+        """Mark it ended; called from the worker thread for sync callables."""
+        self._running = False
+
+
 class Runner:
-    """Runs checks and heals within a time limit, sync ones in a bounded thread pool."""
+    """Runs checks and heals within a time limit, sync ones in the worker pool.
+
+    Args:
+        pool: The threads sync callables run in.
+    """
 
     __slots__ = ("_pool",)
 
-    def __init__(self, max_threads: int) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_threads, thread_name_prefix="engined-health"
-        )
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
 
     def launch(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], limit: float, busy: Busy
-    ) -> asyncio.Future[tuple[bool, Any]]:
-        """Start ``fn(*args)``; return a future of ``(finished, value)`` or of its exception.
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        limit: float,
+        busy: Busy,
+        budget: Budget,
+    ) -> asyncio.Future[Outcome]:
+        """Start ``fn(*args)``; return a future of its :class:`Outcome`, which never fails.
 
-        The future resolves when ``fn`` ends or, with ``(False, None)``, after ``limit``
-        seconds; then ``fn`` is cancelled if it can be (a task, or a job still queued)
-        but never waited for. ``busy`` stays set while ``fn`` really runs, which can
-        outlast the limit: callers never start ``fn`` again meanwhile. Cancelling the
-        returned future cancels ``fn`` the same way.
+        The future resolves when ``fn`` ends, or with a timeout ``limit`` seconds after
+        ``fn`` started; then ``fn`` is cancelled if it can be (a task) but never waited
+        for. ``busy`` stays set while ``fn`` really runs. Cancelling the future cancels
+        ``fn`` the same way; a sync ``fn`` not yet started then never starts.
         """
         loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[tuple[bool, Any]] = loop.create_future()
-        busy.set()
-        work: asyncio.Future[Any] | concurrent.futures.Future[Any]
+        outcome: asyncio.Future[Outcome] = loop.create_future()
         if is_async(fn):
-            task = asyncio.ensure_future(fn(*args))
-            task.add_done_callback(lambda _: busy.clear())
-            task.add_done_callback(lambda done: _settle(outcome, done))
-            work = task
-        else:
-            job = self._pool.submit(fn, *args)
-            job.add_done_callback(lambda _: busy.clear())
-            job.add_done_callback(
-                lambda done: loop.call_soon_threadsafe(_settle_job, outcome, done)
-            )
-            work = job
-        timer = loop.call_later(limit, _expire, outcome)
-
-        def stop_waiting(_: object) -> None:
-            timer.cancel()
-            work.cancel()  # a no-op once it ended; a running thread cannot be stopped
-
-        outcome.add_done_callback(stop_waiting)
+            busy.start(loop)
+            _run_task(loop, outcome, lambda: fn(*args), limit, busy)
+            return outcome
+        job = _Job(loop, outcome, fn, args, limit, busy)
+        busy.start(None)
+        if not self._pool.submit(job.run, budget):
+            busy.clear()
+            outcome.set_result(NO_THREAD)
+            return outcome
+        outcome.add_done_callback(job.stop_waiting)
         return outcome
 
-    async def run(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], limit: float, busy: Busy
-    ) -> tuple[bool, Any]:
-        """Await :meth:`launch`: ``(finished, value)``, or ``fn``'s own exception."""
-        return await self.launch(fn, args, limit, busy)
-
-    def shutdown(self) -> None:
-        """Stop taking work; queued jobs are dropped, running threads are left to finish."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close_idle(self) -> None:
+        """Let idle threads go; busy ones end after their current job."""
+        self._pool.close_idle()
 
 
-def _expire(outcome: asyncio.Future[tuple[bool, Any]]) -> None:
-    if not outcome.done():
-        outcome.set_result((False, None))
+def _run_task(
+    loop: asyncio.AbstractEventLoop,
+    outcome: asyncio.Future[Outcome],
+    start: Callable[[], object],
+    limit: float,
+    busy: Busy | None,
+) -> None:
+    """Run ``start()`` and await what it returns in a task; settle ``outcome`` from it."""
+    task = loop.create_task(_guarded(start))
+    if busy is not None:
+        task.add_done_callback(busy.clear)
+    task.add_done_callback(lambda done: _settle(outcome, done))
+    timer = loop.call_later(limit, _expire, outcome)
+
+    def stop_waiting(_: object) -> None:
+        timer.cancel()
+        task.cancel()  # a no-op once it ended
+
+    outcome.add_done_callback(stop_waiting)
 
 
-def _settle(outcome: asyncio.Future[tuple[bool, Any]], done: asyncio.Future[Any]) -> None:
+async def _guarded(start: Callable[[], object]) -> Outcome:
+    """Call ``start`` and await its value; any BaseException but ours becomes an Outcome."""
+    try:
+        value = start()
+        while inspect.isawaitable(value):  # an awaitable of an awaitable is awaited too
+            value = await value
+    except KeyboardInterrupt:
+        raise
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the limit passed, or the caller was cancelled
+        return Outcome("raised", "CancelledError")  # the callable cancelled itself
+    except BaseException as exc:  # SystemExit, GeneratorExit, custom subclasses: recorded
+        return Outcome("raised", type(exc).__name__)
+    return Outcome("value", value)
+
+
+def _settle(outcome: asyncio.Future[Outcome], done: asyncio.Future[Outcome]) -> None:
     if outcome.done():
         return  # expired or cancelled first
-    if done.cancelled():
-        outcome.set_exception(asyncio.CancelledError())  # the callee cancelled itself
-    elif (error := done.exception()) is not None:
-        outcome.set_exception(error)
-    else:
-        _deliver(outcome, done.result())
+    if done.cancelled():  # cancelled by someone else (a loop shutting down)
+        outcome.set_result(Outcome("raised", "CancelledError"))
+    elif done.exception() is None:  # else KeyboardInterrupt, already on its way out
+        outcome.set_result(done.result())
 
 
-def _settle_job(
-    outcome: asyncio.Future[tuple[bool, Any]], done: concurrent.futures.Future[Any]
-) -> None:
-    if outcome.done() or done.cancelled():
-        return  # expired (a queued job is then cancelled) or cancelled first
-    if (error := done.exception()) is not None:
-        outcome.set_exception(error)
-    else:
-        _deliver(outcome, done.result())
+def _expire(outcome: asyncio.Future[Outcome]) -> None:
+    if not outcome.done():
+        outcome.set_result(TIMEOUT)
 
 
-def _deliver(outcome: asyncio.Future[tuple[bool, Any]], value: object) -> None:
-    if inspect.isawaitable(value):  # a sync-looking callable that returned a coroutine
-        chained = asyncio.ensure_future(value)
-        chained.add_done_callback(lambda again: _settle(outcome, again))
-        outcome.add_done_callback(lambda _: chained.cancel())
-        return
-    outcome.set_result((True, value))
+class _Job:
+    """One sync callable handed to a worker thread, and the way back to its loop."""
+
+    __slots__ = ("abandoned", "args", "busy", "fn", "limit", "loop", "outcome", "timer")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        outcome: asyncio.Future[Outcome],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        limit: float,
+        busy: Busy,
+    ) -> None:
+        self.loop = loop
+        self.outcome = outcome
+        self.fn = fn
+        self.args = args
+        self.limit = limit
+        self.busy = busy
+        self.timer: asyncio.TimerHandle | None = None
+        self.abandoned = False
+
+    def run(self) -> None:
+        """In the worker thread: arm the limit, call ``fn``, post the outcome back."""
+        if self.abandoned:  # nobody waits any more (stopped or cancelled before it started)
+            self.busy.clear()
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._arm)  # the limit counts from now
+        except RuntimeError:  # its loop is closed: nobody is left to record it
+            self.busy.clear()
+            return
+        result: Outcome | KeyboardInterrupt
+        try:
+            result = Outcome("value", self.fn(*self.args))
+        except KeyboardInterrupt as exc:
+            result = exc
+        except BaseException as exc:
+            result = Outcome("raised", type(exc).__name__)
+        finally:
+            self.busy.clear()
+        try:
+            self.loop.call_soon_threadsafe(self._finish, result)
+        except RuntimeError:  # the loop closed while it ran: it ends quietly
+            return
+
+    def _arm(self) -> None:
+        if not self.outcome.done():
+            self.timer = self.loop.call_later(self.limit, _expire, self.outcome)
+
+    def _finish(self, result: Outcome | KeyboardInterrupt) -> None:
+        if isinstance(result, KeyboardInterrupt):
+            raise result  # out of the event loop, as a Ctrl-C in it would
+        if self.outcome.done():
+            return  # expired or cancelled first
+        if result.kind == "value" and inspect.isawaitable(result.value):
+            awaitable = result.value  # a sync-looking callable that returned a coroutine
+            _run_task(self.loop, self.outcome, lambda: awaitable, self.limit, None)
+            return
+        self.outcome.set_result(result)
+
+    def stop_waiting(self, _: object) -> None:
+        """The outcome is settled: stop the timer; a job not yet started never starts."""
+        self.abandoned = True
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` gives a coroutine: an ``async def``, or an object with one."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004  # the method itself, not callable()
-    )
-
-
-def raised_by_callee(exc: BaseException) -> bool:
-    """Whether a ``CancelledError`` came from the callee rather than from cancelling us."""
-    task = asyncio.current_task()
-    return isinstance(exc, asyncio.CancelledError) and (task is None or not task.cancelling())
-
-
-class Busy:
-    """Whether a check or heal of one component is really still running."""
-
-    __slots__ = ("running",)
-
-    def __init__(self) -> None:
-        self.running = False
-
-    def set(self) -> None:
-        """Mark it running."""
-        self.running = True
-
-    def clear(self) -> None:
-        """Mark it ended; called from the worker thread for sync callables."""
-        self.running = False
-
-
-def normalize(
-    raw: object,
-    *,
-    name: str,
-    component_type: ComponentType,
-    duration: float,
-    timestamp: float,
-    degraded_latency: float | None,
-) -> HealthCheckResult:
-    """Turn what a check returned into a result for ``name``.
-
-    A ``HealthCheckResult`` keeps its status, message (cut to ``MAX_MESSAGE`` characters)
-    and details; a ``HealthStatus`` or a bool becomes a result; anything else is UNHEALTHY
-    with ``error`` naming the type. A passing check slower than ``degraded_latency`` is
-    DEGRADED.
-    """
-    if isinstance(raw, HealthCheckResult):
-        status, message, details, error = raw.status, raw.message, raw.details, raw.error
-    elif isinstance(raw, HealthStatus):
-        status, message, details, error = raw, "", {}, None
-    elif isinstance(raw, bool):
-        status = HealthStatus.HEALTHY if raw else HealthStatus.UNHEALTHY
-        message, details, error = "", {}, None
-    else:
-        status, message, details = HealthStatus.UNHEALTHY, "check returned no verdict", {}
-        error = f"invalid result ({type(raw).__name__})"
-    if len(message) > MAX_MESSAGE:  # public output carries short messages only (§9)
-        message = message[: MAX_MESSAGE - 1] + "…"
-    if (
-        status is HealthStatus.HEALTHY
-        and degraded_latency is not None
-        and duration > degraded_latency
-    ):
-        status = HealthStatus.DEGRADED
-        message = message or f"slower than {degraded_latency:g}s"
-    # Every field here is already typed and checked (a check's own result was validated
-    # when it was made), so skip validation: this runs for every check of every component.
-    return HealthCheckResult.model_construct(
-        component=name,
-        component_type=component_type,
-        status=status,
-        message=message,
-        details=details,
-        duration=max(duration, 0.0),
-        timestamp=timestamp,
-        error=error,
-    )
-
-
-def failed(
-    name: str, component_type: ComponentType, error: str, *, duration: float, timestamp: float
-) -> HealthCheckResult:
-    """An UNHEALTHY result carrying only ``error`` (a type name, "timeout" or "stuck")."""
-    return HealthCheckResult.model_construct(
-        component=name,
-        component_type=component_type,
-        status=HealthStatus.UNHEALTHY,
-        message="",
-        details={},
-        duration=max(duration, 0.0),
-        timestamp=timestamp,
-        error=error,
     )

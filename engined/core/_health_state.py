@@ -132,6 +132,16 @@ class ComponentState:
         if self.heal_attempts:  # zero: re-armed while it ran, so the next one is due at once
             self.next_heal_at = now + self.config.heal_delay(self.heal_attempts)
 
+    def heal_abandoned(self) -> None:
+        """A due heal never started (stopped while queued, or no thread): not an attempt.
+
+        The attempt counted by :meth:`heal_started` is given back and the backoff is left
+        as it was, so the next heal is due as this one was.
+        """
+        self.healing = False
+        if self.heal_attempts:  # zero: re-armed while it waited
+            self.heal_attempts -= 1
+
     def reset_heal(self) -> None:
         """Re-arm healing: no attempts so far, the next one due at once."""
         self.heal_attempts = 0

@@ -39,8 +39,16 @@ def _component(status: HealthStatus, *, critical: bool = True, name: str = "c") 
     )
 
 
-def _field_of(err: ValidationError) -> tuple[Any, ...]:
-    return err.errors()[0]["loc"]
+def _assert_clean(error: ValueError, model: str, *fields: str) -> None:
+    """The refusal is a plain ValueError: one line per bad field, each named, no pydantic link."""
+    text = str(error)
+    assert type(error) is ValueError, type(error)
+    assert "pydantic" not in text
+    assert "http" not in text
+    lines = text.splitlines()
+    assert len(lines) == len(fields), lines
+    for line, field in zip(lines, fields, strict=True):
+        assert line.startswith(f"{model}.{field}"), line
 
 
 def test_severity_orders_unhealthy_degraded_unknown_healthy() -> None:
@@ -64,33 +72,85 @@ def test_result_takes_the_first_three_fields_positionally_and_coerces_strings() 
     assert result.duration == 0.01
 
 
-def test_result_defaults_are_custom_and_unknown() -> None:
-    """A bare result is a CUSTOM component of UNKNOWN status with no error."""
-    result = HealthCheckResult("cache")
-    assert result.component_type is ComponentType.CUSTOM
-    assert result.status is HealthStatus.UNKNOWN
-    assert result.details == {}
-    assert result.error is None
+def test_result_takes_the_three_required_fields_by_keyword_too() -> None:
+    """The keyword form builds the same value as the positional one, with no error by default."""
+    result = HealthCheckResult(component="cache", component_type="cache", status="degraded")
+    assert result == HealthCheckResult("cache", ComponentType.CACHE, HealthStatus.DEGRADED)
+    assert (result.message, dict(result.details), result.error) == ("", {}, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (("cache",), ("component_type", "status")),
+        (("cache", "cache"), ("status",)),
+        ((), ("component", "component_type", "status")),
+    ],
+)
+def test_result_requires_component_type_and_status(
+    args: tuple[Any, ...], missing: tuple[str, ...]
+) -> None:
+    """Leaving out the type or the status is refused: a result never defaults to UNKNOWN."""
+    with pytest.raises(ValueError, match=r"required|must be one of") as info:
+        HealthCheckResult(*args)
+    _assert_clean(info.value, "HealthCheckResult", *missing)
+
+
+@pytest.mark.parametrize("status", ["UNHEALTHY", "Healthy", "degraded", " unknown "])
+@pytest.mark.parametrize("component_type", ["DATABASE", "Message_Queue", "rpc"])
+def test_result_accepts_status_and_type_names_in_any_case(status: str, component_type: str) -> None:
+    """Names in any case ("UNHEALTHY", "Healthy", "database") are the members they name."""
+    result = HealthCheckResult("db", component_type, status)
+    assert result.status is HealthStatus(status.strip().lower())
+    assert result.component_type is ComponentType(component_type.lower())
+
+
+@pytest.mark.parametrize(
+    ("field", "args"),
+    [
+        ("status", ("db", "database", None)),
+        ("status", ("db", "database", "garbage")),
+        ("status", ("db", "database", 3)),
+        ("component_type", ("db", None, "healthy")),
+        ("component_type", ("db", "mainframe", "healthy")),
+    ],
+)
+def test_result_refuses_a_bad_status_or_type_listing_the_valid_values(
+    field: str, args: tuple[Any, ...]
+) -> None:
+    """None or garbage is a ValueError naming the field and listing every valid value."""
+    with pytest.raises(ValueError, match=field) as info:
+        HealthCheckResult(*args)
+    _assert_clean(info.value, "HealthCheckResult", field)
+    members = HealthStatus if field == "status" else ComponentType
+    for member in members:
+        assert member.value in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "field"),
     [
-        (("db", "database", "garbage"), {}, "status"),
-        (("db", "mainframe", "healthy"), {}, "component_type"),
-        (("",), {}, "component"),
-        (("db",), {"duration": -0.5}, "duration"),
-        (("db",), {"timestamp": float("nan")}, "timestamp"),
-        (("db",), {"statuz": "healthy"}, "statuz"),
+        (("", "database", "healthy"), {}, "component"),
+        (("db", "database", "healthy"), {"duration": -0.5}, "duration"),
+        (("db", "database", "healthy"), {"timestamp": float("nan")}, "timestamp"),
+        (("db", "database", "healthy"), {"statuz": "healthy"}, "statuz"),
+        (("db", "database", "healthy"), {"message": 5}, "message"),
     ],
 )
 def test_result_refuses_garbage_naming_the_field(
     args: tuple[Any, ...], kwargs: dict[str, Any], field: str
 ) -> None:
-    """A bad value is a ValidationError whose location is the field, even when positional."""
-    with pytest.raises(ValidationError) as info:
+    """Any other bad value is a clean ValueError whose one line names the field."""
+    with pytest.raises(ValueError, match=field) as info:
         HealthCheckResult(*args, **kwargs)
-    assert _field_of(info.value) == (field,)
+    _assert_clean(info.value, "HealthCheckResult", field)
+
+
+def test_result_names_every_bad_field_on_its_own_line() -> None:
+    """Three bad fields give three lines, in field order."""
+    with pytest.raises(ValueError, match="status") as info:
+        HealthCheckResult("db", "mainframe", None, duration=-1.0)
+    _assert_clean(info.value, "HealthCheckResult", "component_type", "status", "duration")
 
 
 def test_result_refuses_a_field_given_twice() -> None:
@@ -142,10 +202,10 @@ def test_config_defaults_match_the_design() -> None:
     ],
 )
 def test_config_refuses_bad_values_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
-    """Every bad setting is refused and the error's location is its field."""
-    with pytest.raises(ValidationError) as info:
+    """Every bad setting is a clean ValueError whose one line names its field."""
+    with pytest.raises(ValueError, match=field) as info:
         HealthCheckConfig(**kwargs)
-    assert _field_of(info.value) == (field,)
+    _assert_clean(info.value, "HealthCheckConfig", field)
 
 
 @pytest.mark.parametrize(
@@ -159,9 +219,11 @@ def test_config_refuses_bad_values_naming_the_field(kwargs: dict[str, Any], fiel
 def test_config_refuses_inconsistent_settings_naming_them(
     kwargs: dict[str, Any], words: tuple[str, ...]
 ) -> None:
-    """Rules between fields name every field involved in the message."""
-    with pytest.raises(ValidationError) as info:
+    """Rules between fields name every field involved in the message, without a link."""
+    with pytest.raises(ValueError, match=words[0]) as info:
         HealthCheckConfig(**kwargs)
+    assert type(info.value) is ValueError
+    assert "pydantic" not in str(info.value)
     for word in words:
         assert word in str(info.value)
 
