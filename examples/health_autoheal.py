@@ -1,26 +1,30 @@
 """A component breaks, is healed, and recovers; the health manager prints each step.
 
+The cache is an ``engined.testing.FakeDependency``: switched down, its check raises
+ConnectionError; the heal switches it up again.
+
 Run: python examples/health_autoheal.py   (about 1 s, no network)
 """
 
 import asyncio
 
 import engined
+from engined.testing import FakeDependency
 
 
 async def main() -> None:
     """Break a fake cache, let the manager notice, heal it and see it recover."""
     manager = engined.HealthCheckManager()
-    cache = {"up": True}
+    cache = FakeDependency("cache", result=True)
 
     @manager.check("cache", component_type="cache", interval=0.1, failure_threshold=2)
     async def cache_alive() -> bool:
-        return cache["up"]
+        return await cache.call_async("PING")
 
     @manager.healer("cache")
     async def restart_cache(trigger: engined.HealthCheckResult) -> None:
-        print(f"  heal: restarting the cache (it reported {trigger.status})")
-        cache["up"] = True
+        print(f"  heal: restarting the cache (it reported {trigger.status}: {trigger.error})")
+        cache.up()
 
     manager.add_listener(lambda event: print(f"  event: {_describe(event)}"))
 
@@ -28,7 +32,7 @@ async def main() -> None:
         await asyncio.sleep(0.25)
         print(f"1. running: overall {manager.snapshot().overall_status}")
         print("2. the cache crashes")
-        cache["up"] = False
+        cache.down()
         await asyncio.sleep(0.5)
         health = manager.snapshot()
         component = health.components["cache"]
@@ -36,6 +40,7 @@ async def main() -> None:
             f"3. healed: overall {health.overall_status}, cache {component.status}, "
             f"heal attempts {component.heal_attempts}, checks {component.check_count}"
         )
+    print(f"the cache answered {cache.successes} checks and failed {cache.failures}")
 
 
 def _describe(event: engined.HealthEvent) -> str:
