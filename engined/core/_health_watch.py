@@ -81,8 +81,12 @@ class Publisher:
 
     @property
     def active(self) -> bool:
-        """Whether anyone watches; when nobody does, nothing needs publishing."""
-        return bool(self._watchers)
+        """Whether a change now needs looking at: someone watches and no flush is queued.
+
+        A queued flush has not taken its snapshot yet, so it will include any change
+        made before this is read; callers skip working out what changed.
+        """
+        return bool(self._watchers) and not self._queued()
 
     def touch(self, seen: Mapping[str, Seen]) -> None:
         """Components were recorded; publish if a watcher would see a difference."""
@@ -107,8 +111,9 @@ class Publisher:
             self._flush()
 
     def _queued(self) -> bool:
-        """Whether a flush is queued on a loop that will still run it; the lock is held."""
-        return self._pending is not None and not self._pending.is_closed()
+        """Whether a flush is queued on a loop that will still run it."""
+        pending = self._pending
+        return pending is not None and not pending.is_closed()
 
     def _schedule(self) -> bool:
         """Queue a flush on the running loop; the lock is held. True: no loop runs, flush now."""
