@@ -301,7 +301,7 @@ class HealthCheckManager:
         if previous is not None:
             _log.info("%s: %s -> %s", state.name, previous, current)
             self._listeners.emit(HealthEvent("transition", state.name, now, previous, current))
-        self._notify(component, family=previous is not None)
+        self._notify(component)
         return due
 
     def _parent_unhealthy(self, component: Component) -> bool:
@@ -311,25 +311,22 @@ class HealthCheckManager:
                 return True
         return False
 
-    def _notify(self, component: Component, *, family: bool = False) -> None:
-        """Tell watchers what they now see of ``component`` (and its children, ``family``)."""
+    def _notify(self, component: Component) -> None:
+        """Tell watchers what they now see of ``component``.
+
+        A parent's status change can change its children's heal state (SUPPRESSED); it
+        is itself visible, so the snapshot it publishes carries the children too.
+        """
         if not self._publisher.active:
             return
         now = self._clock.monotonic()
-        seen: dict[str, Seen] = {}
         with self._lock:
             if self._components.get(component.name) is not component:
                 return
-            names = [component.name, *(self._graph.children(component.name) if family else ())]
-            for name in names:
-                other = self._components.get(name)
-                if other is not None:
-                    unhealthy = self._parent_unhealthy(other)
-                    seen[name] = (
-                        other.state.status,
-                        other.state.heal_state(now, parent_unhealthy=unhealthy),
-                    )
-        self._publisher.touch(seen)
+            state = component.state
+            unhealthy = self._parent_unhealthy(component)
+            seen: Seen = (state.status, state.heal_state(now, parent_unhealthy=unhealthy))
+        self._publisher.touch(component.name, seen)
 
     # ------------------------------------------------------------------ on demand
 

@@ -154,14 +154,14 @@ async def _guarded(start: Callable[[], object]) -> Outcome:
         value = start()
         while inspect.isawaitable(value):  # an awaitable of an awaitable is awaited too
             value = await value
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, GeneratorExit):
+        raise  # Ctrl-C; or the coroutine is being closed and must not return
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # the limit passed, or the caller was cancelled
         return Outcome("raised", "CancelledError")  # the callable cancelled itself
-    except BaseException as exc:  # SystemExit, GeneratorExit, custom subclasses: recorded
+    except BaseException as exc:  # SystemExit, custom subclasses: recorded
         return Outcome("raised", type(exc).__name__)
     return Outcome("value", value)
 
@@ -171,8 +171,10 @@ def _settle(outcome: asyncio.Future[Outcome], done: asyncio.Future[Outcome]) -> 
         return  # expired or cancelled first
     if done.cancelled():  # cancelled by someone else (a loop shutting down)
         outcome.set_result(Outcome("raised", "CancelledError"))
-    elif done.exception() is None:  # else KeyboardInterrupt, already on its way out
+    elif (error := done.exception()) is None:
         outcome.set_result(done.result())
+    elif not isinstance(error, KeyboardInterrupt):  # that one is on its way out of the loop
+        outcome.set_result(Outcome("raised", type(error).__name__))  # a GeneratorExit raised
 
 
 def _expire(outcome: asyncio.Future[Outcome]) -> None:

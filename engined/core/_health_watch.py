@@ -4,9 +4,10 @@ A watcher sees the overall status and every component's status and heal state. B
 a full snapshot for each recorded result made a round of N checks cost O(N²) as soon as
 one reader watched, so publication is incremental:
 
-- after recording, the manager hands over what a watcher would see of the components it
-  touched (their status and heal state); if that differs from what was last published,
-  one flush is scheduled on the running loop, at most one pending at a time;
+- after recording, the manager hands over what a watcher would see of the component (its
+  status and heal state); if that differs from what was last published, one flush is
+  queued on the running loop, at most one at a time (while one is queued, nothing needs
+  comparing: it has not taken its snapshot yet);
 - the flush builds one snapshot for all watchers, once per loop iteration at most, and
   hands it to every watcher whose last value differs (a change undone before the flush
   publishes nothing).
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 
 from engined.core._health_model import HealState, HealthStatus, SystemHealth
 
@@ -88,12 +89,12 @@ class Publisher:
         """
         return bool(self._watchers) and not self._queued()
 
-    def touch(self, seen: Mapping[str, Seen]) -> None:
-        """Components were recorded; publish if a watcher would see a difference."""
+    def touch(self, name: str, seen: Seen) -> None:
+        """A component changed; publish if a watcher would now see it differently."""
         if not self._watchers:
             return
         with self._lock:
-            if self._queued() or all(self._published.get(n) == s for n, s in seen.items()):
+            if self._queued() or self._published.get(name) == seen:
                 return
             now = self._schedule()
         if now:
