@@ -205,16 +205,16 @@ class _Job:
         self.timer: asyncio.TimerHandle | None = None
         self.abandoned = False
 
-    def run(self) -> None:
-        """In the worker thread: arm the limit, call ``fn``, post the outcome back."""
+    def run(self) -> Callable[[], None] | None:
+        """In the worker thread: arm the limit, call ``fn``; return how to post the outcome."""
         if self.abandoned:  # nobody waits any more (stopped or cancelled before it started)
             self.busy.clear()
-            return
+            return None
         try:
             self.loop.call_soon_threadsafe(self._arm)  # the limit counts from now
         except RuntimeError:  # its loop is closed: nobody is left to record it
             self.busy.clear()
-            return
+            return None
         result: Outcome | KeyboardInterrupt
         try:
             result = Outcome("value", self.fn(*self.args))
@@ -224,6 +224,9 @@ class _Job:
             result = Outcome("raised", type(exc).__name__)
         finally:
             self.busy.clear()
+        return lambda: self._post(result)
+
+    def _post(self, result: Outcome | KeyboardInterrupt) -> None:
         try:
             self.loop.call_soon_threadsafe(self._finish, result)
         except RuntimeError:  # the loop closed while it ran: it ends quietly

@@ -25,7 +25,9 @@ __all__ = ["Budget", "WorkerPool"]
 
 _log = logging.getLogger("engined.health")
 
-Work = Callable[[], None]
+# A job returns what to do once its thread is back in the pool (post its outcome), so a
+# caller that reacts to that outcome at once finds the thread free again.
+Work = Callable[[], Callable[[], None] | None]
 
 
 class Budget:
@@ -80,7 +82,8 @@ class WorkerPool:
     def submit(self, work: Work, budget: Budget) -> bool:
         """Run ``work()`` in a thread now; return False if ``budget`` holds no thread more.
 
-        ``work`` must not raise: it reports its own outcome. A refusal is logged once at
+        ``work`` must not raise: it reports its own outcome, best in the callable it
+        returns, which runs after the thread is given back. A refusal is logged once at
         WARNING, naming the setting, until a thread of that budget comes free again.
         """
         with self._lock:
@@ -135,11 +138,15 @@ class WorkerPool:
             if job is None:
                 return
             work, budget = job
+            after = None
             try:
-                work()
+                after = work()
             except BaseException:  # work reports its own outcome; this is a bug of ours
                 _log.exception("health worker job failed")
-            if not self._done(worker, budget):
+            stays = self._done(worker, budget)
+            if after is not None:
+                after()
+            if not stays:
                 return
 
     def _done(self, worker: _Worker, budget: Budget) -> bool:
