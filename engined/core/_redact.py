@@ -67,11 +67,11 @@ _SECRET_SUFFIXES: Final = ("password", "passwd", "secret", "token", "apikey")
 # capitalised or lowercase word, an all-caps run, a number.
 _PARTS: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
-# Cheap first scan: could there be a secret at all? (Every key rule and form needs one
-# of these substrings, in any case.)
+# Cheap first scan of the lowercased text: could there be a secret at all? (Every key
+# rule and form needs one of these substrings.) Lowercasing first and searching case
+# sensitively is several times faster than re.IGNORECASE.
 _HINT: Final = re.compile(
-    r"pass|pwd|secret|token|api[^a-z0-9]*key|authori[sz]|credential|bearer|basic|://",
-    re.IGNORECASE,
+    r"pass|pwd|secret|token|api[^a-z0-9]*key|authori[sz]|credential|bearer|basic|://"
 )
 
 # scheme://user:password@host -- the password runs to the last "@" of the authority
@@ -86,20 +86,19 @@ _KEYED: Final = re.compile(
     (?<![\w.\-])                     # a key starts a run of key characters
     (?P<q>["']?)(?P<key>[\w.\-]+)(?P=q)
     (?P<sep>[ \t]*[:=][ \t]*)
-    (?P<scheme>(?:bearer|basic|token|digest)[ \t]+)?
+    (?P<scheme>(?i:bearer|basic|token|digest)[ \t]+)?
     (?P<value>
         "(?:[^"\\]|\\.)*"?           # double-quoted, to the closing quote (or the end)
       | '(?:[^'\\]|\\.)*'?           # single-quoted
       | [^\s,;&}\])'"{\[(][^\s,;&}\])'"]*  # unquoted, not opening a container
     )
     """,
-    re.IGNORECASE | re.VERBOSE,
+    re.VERBOSE,
 )
 
 # Authorization schemes outside a keyed form: "... sent Bearer eyJhbGciOi...".
 _AUTH_SCHEME: Final = re.compile(
-    r"\b(?P<scheme>bearer|basic)(?P<space>[ \t]+)(?P<credentials>[A-Za-z0-9\-._~+/]+=*)",
-    re.IGNORECASE,
+    r"\b(?P<scheme>(?i:bearer|basic))(?P<space>[ \t]+)(?P<credentials>[A-Za-z0-9\-._~+/]+=*)"
 )
 # Credentials look like one when they have a digit, a symbol of the token alphabet, a
 # capital after the first letter, or are long: "Bearer Zm9vOmJhcg==" is masked, while
@@ -164,10 +163,15 @@ def _mask_scheme(match: re.Match[str]) -> str:
     return f"{match['scheme']}{match['space']}{MASK}"
 
 
-def _redact_once(text: str) -> str:
+def _redact_once(text: str, lowered: str) -> str:
+    # Each form runs only if the text has what it needs; most messages have none of them.
     if "://" in text:
         text = _URL_CREDENTIALS.sub(_mask_password, text)
-    return _AUTH_SCHEME.sub(_mask_scheme, _mask_keyed(text))
+    if "=" in text or ":" in text:
+        text = _mask_keyed(text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _AUTH_SCHEME.sub(_mask_scheme, text)
+    return text
 
 
 def redact(text: str) -> str:
@@ -182,16 +186,17 @@ def redact(text: str) -> str:
     try:
         if not isinstance(text, str):
             text = str(text)
-        if not _HINT.search(text):
+        lowered = text.lower()
+        if not _HINT.search(lowered):
             return text
-        redacted = _redact_once(text)
+        redacted = _redact_once(text, lowered)
         if redacted == text:
             return text
         # A mask can complete a form that a later pass would see, as in
         # "x://password:/}@" -> "x://password:***}@", which now reads as a URL with a
         # password. Repeat until nothing changes, so that redacting is idempotent.
         for _ in range(_MAX_PASSES):
-            again = _redact_once(redacted)
+            again = _redact_once(redacted, redacted.lower())
             if again == redacted:
                 break
             redacted = again
