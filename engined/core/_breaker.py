@@ -9,7 +9,7 @@
 
     force_open() -> FORCED_OPEN, disable() -> DISABLED, reset() -> CLOSED (from anywhere)
 
-Every stay in a state is a fresh ``_Phase`` object. A call is admitted into a phase and
+Every stay in a state is a fresh ``Phase`` object. A call is admitted into a phase and
 reports back to it; a report to a phase that is no longer current (a late result) only
 updates the cumulative counters, so it can never move a newer state. Code that cannot be
 one call or block (streams, interceptors) holds a :class:`~engined.core._permit.Permit`,
@@ -26,9 +26,9 @@ whoever looks next, so there is no timer thread.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import math
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -56,6 +56,7 @@ from engined.core._counter import AtomicCounter
 from engined.core._guard import NO_RESULT, Guard
 from engined.core._listeners import Listeners
 from engined.core._permit import Permit, PermitBlock
+from engined.core._phase import Phase
 from engined.core._rules import TripRules
 
 __all__ = ["CircuitBreaker"]
@@ -67,25 +68,6 @@ OPEN = CircuitState.OPEN
 HALF_OPEN = CircuitState.HALF_OPEN
 FORCED_OPEN = CircuitState.FORCED_OPEN
 DISABLED = CircuitState.DISABLED
-
-
-class _Phase:
-    """One stay in one state.
-
-    A CLOSED phase tallies its plain successes without the lock: ``tally`` is the
-    ``__next__`` of an ``itertools.count``, one atomic C call. Reading it under the lock
-    draws a ticket too, so the successes since the last read are the tickets between
-    ``seen`` and the one drawn. HALF_OPEN keeps its probe accounting here.
-    """
-
-    __slots__ = ("probe_successes", "probes", "seen", "state", "tally")
-
-    def __init__(self, state: CircuitState) -> None:
-        self.state = state
-        self.probes = 0
-        self.probe_successes = 0
-        self.tally = itertools.count().__next__ if state is CLOSED else None
-        self.seen = 0  # tally tickets already accounted for
 
 
 class CircuitBreaker(Guard):
@@ -135,10 +117,13 @@ class CircuitBreaker(Guard):
 
     __slots__ = (
         "_acquire",
+        "_books",
         "_classify",
         "_dropped",
         "_failed",
+        "_failure_tick",
         "_fast",
+        "_fast_failures",
         "_fast_successes",
         "_half_open_max_calls",
         "_ignore",
@@ -151,6 +136,7 @@ class CircuitBreaker(Guard):
         "_open_refusal",
         "_phase",
         "_plain",
+        "_plain_failures",
         "_record",
         "_recovery_backoff",
         "_recovery_timeout",
@@ -166,6 +152,9 @@ class CircuitBreaker(Guard):
         "_timed",
         "_times_opened",
         "_transitions",
+        "_trim_at",
+        "_trip_at",
+        "_window_size",
         "name",
     )
 
@@ -229,20 +218,26 @@ class CircuitBreaker(Guard):
         )
         self._monotonic = check.check_clock("clock", clock).monotonic
         self._timed = self._rules.timed
-        # Plain: a success in CLOSED can neither trip a rule nor needs timing or judging,
-        # so the calling conventions may record it lock-free on the phase's tally.
+        # Plain: only the consecutive-failure rule can fire, and nothing needs timing or
+        # judging, so a CLOSED phase keeps its books without the lock (see _phase).
         self._plain = not self._timed and self._result_is_failure is None
         self._plain = self._plain and not self._rules.has_rates
+        self._plain_failures = self._plain and self._classify is None
+        self._trip_at = self._rules.failure_threshold or sys.maxsize
+        self._window_size = self._rules.window_size
+        self._trim_at = 2 * self._window_size
 
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._fast_successes = AtomicCounter()  # plain CLOSED successes, bumped lock-free
         self._succeeded = self._fast_successes.increment
-        self._phase = _Phase(CLOSED)
-        self._fast: _Phase | None = self._phase
+        self._fast_failures = AtomicCounter()  # plain CLOSED failures, bumped lock-free
+        self._failure_tick = self._fast_failures.increment
+        self._phase = self._books = Phase(CLOSED, plain=self._plain)
+        self._fast: Phase | None = self._phase
         self._refuse_until = -math.inf
-        self._dropped: deque[_Phase] = deque()  # phases of permits collected unsettled
+        self._dropped: deque[Phase] = deque()  # phases of permits collected unsettled
         # What a refused call raises: built in C for OPEN (the outage path), by a method
         # for FORCED_OPEN, whose retry_after is unknown.
         self._open_refusal = functools.partial(CircuitBreakerOpenError, self.name, OPEN)
@@ -345,21 +340,27 @@ class CircuitBreaker(Guard):
         now = self._monotonic()
         self._acquire()
         try:
-            self._absorb(now)
             event = self._half_open_if_due(now)
-            failure_rate, slow_call_rate = self._rules.rates(now)
+            rules, books, state = self._rules, self._books, self._phase.state
+            consecutive = rules.consecutive_failures
+            if self._plain:
+                failure_rate, slow_call_rate = rules.rates_of(*books.window(self._window_size))
+                if books is self._phase:
+                    consecutive = books.consecutive_failures()
+            else:
+                failure_rate, slow_call_rate = rules.rates(now)
             successful = self._successful + self._fast_successes.value
-            state = self._phase.state
+            failed = self._failed + self._fast_failures.value
             snapshot = CircuitBreakerMetrics(
                 name=self.name,
                 state=state,
-                total_calls=successful + self._failed + self._ignored,
+                total_calls=successful + failed + self._ignored,
                 successful_calls=successful,
-                failed_calls=self._failed,
+                failed_calls=failed,
                 ignored_calls=self._ignored,
                 rejected_calls=self._rejections.value,
                 slow_calls=self._slow,
-                consecutive_failures=self._rules.consecutive_failures,
+                consecutive_failures=consecutive,
                 failure_rate=failure_rate,
                 slow_call_rate=slow_call_rate,
                 times_opened=self._times_opened,
@@ -388,14 +389,13 @@ class CircuitBreaker(Guard):
         now = self._monotonic()
         self._acquire()
         try:
-            self._absorb(now)
             event = None
             if self._phase.state is not state:
                 event = self._enter(state, now)
             elif state is CLOSED:
                 # Not a transition, but still a fresh start: calls admitted before the
                 # reset are late now, like after any other state change.
-                self._phase = self._fast = _Phase(CLOSED)
+                self._phase = self._fast = self._books = Phase(CLOSED, plain=self._plain)
             if state is CLOSED:
                 self._rules.clear()
                 self._open_count = 0
@@ -420,24 +420,12 @@ class CircuitBreaker(Guard):
 
     # ----------------------------------------------------------- transitions (lock held)
 
-    def _absorb(self, now: float) -> None:
-        """Fold the current CLOSED phase's lock-free successes into the rules.
-
-        They happened before whatever the caller is about to record, so the window and
-        the failure streak see them in order. A retired phase is never read again: its
-        late successes count in the totals only. ``_settle`` repeats these lines inline.
-        """
-        phase = self._phase
-        if self._plain and phase.tally is not None:
-            ticket = phase.tally()
-            if ticket != phase.seen:
-                self._rules.add_successes(ticket - phase.seen, now)
-            phase.seen = ticket + 1
-
     def _enter(self, state: CircuitState, now: float) -> StateChange:
         previous = self._phase.state
-        phase = self._phase = _Phase(state)
+        phase = self._phase = Phase(state, plain=self._plain)
         self._fast = phase if state is CLOSED else None
+        if phase.fails is not None:
+            self._books = phase
         if state is FORCED_OPEN:
             self._refuse_until = math.inf
             self._refusal = self._forced_refusal
@@ -469,7 +457,7 @@ class CircuitBreaker(Guard):
 
     # ------------------------------------------------------------------ admission
 
-    def _admit(self) -> _Phase:
+    def _admit(self) -> Phase:
         """Admit a call that found no fast permit, or raise :class:`CircuitBreakerOpenError`.
 
         The calling conventions already refused OPEN and FORCED_OPEN without the lock;
@@ -511,7 +499,7 @@ class CircuitBreaker(Guard):
 
     # ------------------------------------------------------------------ outcomes
 
-    def _on_result(self, phase: _Phase, result: object, start: float) -> None:
+    def _on_result(self, phase: Phase, result: object, start: float) -> None:
         """Record a call that returned ``result`` (``NO_RESULT`` for a ``with`` block)."""
         outcome = SUCCESS
         predicate = self._result_is_failure
@@ -523,7 +511,7 @@ class CircuitBreaker(Guard):
                 _log.exception("result_is_failure of circuit breaker %r failed", self.name)
         self._settle(phase, outcome, start)
 
-    def _on_exception(self, phase: _Phase, exc: BaseException, start: float) -> None:
+    def _on_exception(self, phase: Phase, exc: BaseException, start: float) -> None:
         """Record a call that raised ``exc``; cancellation only gives the permit back."""
         if not isinstance(exc, Exception):
             self._give_back(phase)
@@ -531,7 +519,7 @@ class CircuitBreaker(Guard):
         classify = self._classify
         self._settle(phase, FAILURE if classify is None else classify(exc), start)
 
-    def _give_back(self, phase: _Phase) -> None:
+    def _give_back(self, phase: Phase) -> None:
         """Return a permit uncounted: only a HALF_OPEN probe slot needs giving back."""
         if phase.state is not HALF_OPEN:
             return
@@ -542,8 +530,15 @@ class CircuitBreaker(Guard):
         finally:
             self._release()
 
-    def _settle(self, phase: _Phase, outcome: int, start: float) -> None:
+    def _settle(self, phase: Phase, outcome: int, start: float) -> None:
         """Count one finished call and apply the rules of the phase it was admitted in."""
+        if phase.fails is not None and outcome != IGNORED:  # plain CLOSED books, no lock
+            if outcome == FAILURE:
+                self._fail_plain(phase)
+            else:
+                phase.tally()  # type: ignore[misc]  # plain books have a tally
+                self._succeeded()
+            return
         if self._timed:
             now = self._monotonic()
             slow = now - start > self._rules.slow_call_duration
@@ -564,15 +559,8 @@ class CircuitBreaker(Guard):
             if phase is not self._phase:
                 pass  # a late result: counted, but it cannot move a newer state
             elif state is CLOSED:
-                if outcome != IGNORED:
-                    rules = self._rules
-                    if self._plain:  # _absorb, inlined: this is every failure's path
-                        ticket = phase.tally()  # type: ignore[misc]  # CLOSED has a tally
-                        if ticket != phase.seen:
-                            rules.add_successes(ticket - phase.seen, now)
-                        phase.seen = ticket + 1
-                    if rules.record(outcome == FAILURE, slow, now):
-                        event = self._trip()
+                if outcome != IGNORED and self._rules.record(outcome == FAILURE, slow, now):
+                    event = self._trip()
             elif state is HALF_OPEN:
                 phase.probes -= 1
                 if outcome != IGNORED:
@@ -583,7 +571,33 @@ class CircuitBreaker(Guard):
         if event is not None:
             self._listeners.emit(event)
 
-    def _settle_probe(self, phase: _Phase, failed: bool, slow: bool) -> StateChange | None:
+    def _fail_plain(self, phase: Phase) -> None:
+        """Record a failure in plain CLOSED books, without the lock (see ``_phase``)."""
+        ticket = phase.tally()  # type: ignore[misc]  # plain books have a tally
+        fails = phase.fails
+        fails.append(ticket)  # type: ignore[union-attr]  # plain books have fails
+        self._failure_tick()
+        run = phase.run = phase.run + 1 if ticket == phase.seen else 1
+        phase.seen = ticket + 1
+        if run >= self._trip_at or len(fails) > self._trim_at:  # type: ignore[arg-type]
+            self._after_plain_failure(phase, ticket)
+
+    def _after_plain_failure(self, phase: Phase, ticket: int) -> None:
+        """Trip on a long enough run, or trim the failure tickets to the window."""
+        self._acquire()
+        try:
+            event = None
+            if phase.run >= self._trip_at and phase is self._phase:
+                self._rules.consecutive_failures = phase.run
+                event = self._trip()
+            else:
+                phase.trim(self._window_size, ticket)
+        finally:
+            self._release()
+        if event is not None:
+            self._listeners.emit(event)
+
+    def _settle_probe(self, phase: Phase, failed: bool, slow: bool) -> StateChange | None:
         rules = self._rules
         if failed or (slow and rules.slow_probe_fails):
             if failed:

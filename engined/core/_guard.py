@@ -16,8 +16,9 @@ cannot drift apart. The contract a guard fulfils:
   back without recording anything (the call never really ran);
 - ``_timed`` says whether ``start`` must be read from ``_monotonic`` before the call;
 - when ``_plain`` is true, a call that returned on a permit with a ``tally`` is recorded
-  by calling ``permit.tally()`` and ``_succeeded()``, two atomic C calls and no lock; the
-  guard folds the permit's tally into its books at its next locked operation.
+  by calling ``permit.tally()`` and ``_succeeded()``, two atomic C calls and no lock;
+  when ``_plain_failures`` is true too, an ``Exception`` raised on a permit with ``fails``
+  is always a failure, recorded by ``_fail_plain(permit)`` without the lock.
 
 Which path a decorated callable takes is decided once, at decoration, by
 :func:`~engined.core._callables.is_async_callable`; generator functions are refused. A
@@ -69,6 +70,7 @@ class Guard:
     _fast: Any
     _timed: bool
     _plain: bool
+    _plain_failures: bool
     _refuse_until: float
     _refusal: Callable[[float], Exception]
     _monotonic: Callable[[], float]
@@ -94,6 +96,9 @@ class Guard:
     def _give_back(self, permit: Any) -> None:
         raise NotImplementedError
 
+    def _fail_plain(self, permit: Any) -> None:
+        raise NotImplementedError
+
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)`` through the guard and return its result."""
         permit = self._fast
@@ -107,7 +112,10 @@ class Guard:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._on_exception(permit, exc, start)
+            if self._plain_failures and permit.fails is not None and isinstance(exc, Exception):
+                self._fail_plain(permit)
+            else:
+                self._on_exception(permit, exc, start)
             raise
         if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
             self._give_back(permit)
@@ -143,7 +151,10 @@ class Guard:
             if kind is CoroutineType or (kind not in PLAIN_RESULTS and returns_awaitable(result)):
                 result = await result
         except BaseException as exc:
-            self._on_exception(permit, exc, start)
+            if self._plain_failures and permit.fails is not None and isinstance(exc, Exception):
+                self._fail_plain(permit)
+            else:
+                self._on_exception(permit, exc, start)
             raise
         if self._plain:
             tally = permit.tally
@@ -183,7 +194,7 @@ class Guard:
     def _wrap_sync(self, fn: Callable[P, T]) -> Callable[P, T]:
         monotonic, succeeded = self._monotonic, self._succeeded
         rejected = self._rejected
-        timed, plain = self._timed, self._plain
+        timed, plain, plain_failures = self._timed, self._plain, self._plain_failures
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -198,7 +209,10 @@ class Guard:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                self._on_exception(permit, exc, start)
+                if plain_failures and permit.fails is not None and isinstance(exc, Exception):
+                    self._fail_plain(permit)
+                else:
+                    self._on_exception(permit, exc, start)
                 raise
             if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
                 self._give_back(permit)
@@ -217,7 +231,7 @@ class Guard:
     def _wrap_async(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         monotonic, succeeded = self._monotonic, self._succeeded
         rejected = self._rejected
-        timed, plain = self._timed, self._plain
+        timed, plain, plain_failures = self._timed, self._plain, self._plain_failures
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -232,7 +246,10 @@ class Guard:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                self._on_exception(permit, exc, start)
+                if plain_failures and permit.fails is not None and isinstance(exc, Exception):
+                    self._fail_plain(permit)
+                else:
+                    self._on_exception(permit, exc, start)
                 raise
             if plain:
                 tally = permit.tally

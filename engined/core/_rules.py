@@ -85,6 +85,17 @@ class TripRules:
         )
         self.timed = slow_call_duration is not None or window_duration is not None
 
+    @property
+    def failure_threshold(self) -> int | None:
+        """Consecutive failures that trip, or ``None``."""
+        return self._failure_threshold
+
+    @property
+    def window_size(self) -> int:
+        """Calls a count window holds (0 for a time window)."""
+        window = self._window
+        return window.size if isinstance(window, CountWindow) else 0
+
     def settings(self) -> dict[str, object]:
         """The effective rule settings, for comparing breaker configurations."""
         window = self._window
@@ -118,14 +129,14 @@ class TripRules:
             return True
         return self.has_rates and self._rate_fires(now)
 
-    def add_successes(self, count: int, now: float) -> None:
-        """Record ``count`` fast successes, which can fire no rule (no rates, no timing)."""
-        self.consecutive_failures = 0
-        self._window.add_successes(count, now)
-
     def rates(self, now: float) -> tuple[float | None, float | None]:
         """Return the failure and slow-call rates, or ``None`` below the minimum calls."""
-        calls, failures, slow = self._window.counts(now)
+        return self.rates_of(*self._window.counts(now))
+
+    def rates_of(
+        self, calls: int, failures: int, slow: int = 0
+    ) -> tuple[float | None, float | None]:
+        """The rates of a window holding these counts, or ``None`` below the minimum calls."""
         if calls < self._min_calls or calls == 0:
             return None, None
         return failures / calls, slow / calls

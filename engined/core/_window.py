@@ -59,10 +59,6 @@ class CountWindow:
             while slows[0] <= horizon:
                 slows.popleft()
 
-    def add_successes(self, count: int, now: float) -> None:
-        """Record ``count`` successful, fast calls at once."""
-        self.seq += count
-
     def _expire(self, queue: deque[int]) -> None:
         horizon = self.seq - self._size
         while queue and queue[0] <= horizon:
@@ -124,12 +120,6 @@ class TimeWindow:
         if slow:
             self._slow[i] += 1
             totals[2] += 1
-
-    def add_successes(self, count: int, now: float) -> None:
-        """Record ``count`` successful, fast calls finished at ``now``."""
-        i = self._advance(now)
-        self._calls[i] += count
-        self._totals[0] += count
 
     def counts(self, now: float) -> tuple[int, int, int]:
         """Return ``(calls, failures, slow)`` recorded in the window ending at ``now``."""

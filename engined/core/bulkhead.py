@@ -127,7 +127,7 @@ class Bulkhead(Guard):
     # No fast permit, no refusal window, nothing to time: every call is admitted here.
     _fast = None
     _refuse_until = -math.inf
-    _plain = False
+    _plain = _plain_failures = False
     _timed = False
 
     def __init__(self, name: str, *, max_concurrent: int = 10, max_wait: float | None = 0.0):
