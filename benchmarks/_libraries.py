@@ -56,6 +56,55 @@ def bare() -> Library:
     return Library("bare", "-", _NeverRaised, lambda fn, _t: fn, lambda fn, _t: fn, rejects=False)
 
 
+class FloorOpenError(Exception):
+    """What the floor raises once its failures reach the threshold."""
+
+
+def floor() -> Library:
+    """The thinnest code that does a breaker's job: count failures in a row, refuse past a limit.
+
+    No lock, no window, no states, no time: a closure with one counter around a
+    ``try: return fn() / except BaseException: raise``. Whatever a real breaker costs above
+    this is bookkeeping; the ratio engined/floor says how much.
+    """
+
+    def guard(fn: Callable[..., Any], threshold: int) -> Callable[..., Any]:
+        failures = 0
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            nonlocal failures
+            if failures >= threshold:
+                raise FloorOpenError
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                failures += 1
+                raise
+            failures = 0
+            return result
+
+        return guarded
+
+    def guard_async(fn: Callable[..., Any], threshold: int) -> Callable[..., Any]:
+        failures = 0
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            nonlocal failures
+            if failures >= threshold:
+                raise FloorOpenError
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException:
+                failures += 1
+                raise
+            failures = 0
+            return result
+
+        return guarded
+
+    return Library("floor", "-", FloorOpenError, guard, guard_async)
+
+
 def _engined() -> Library:
     from engined import CircuitBreaker, CircuitBreakerOpenError
 

@@ -59,5 +59,17 @@ def test_testing_module_exports_fake_clock() -> None:
     """``engined.testing`` is the home of FakeClock for users' own tests."""
     from engined import testing
 
-    assert testing.__all__ == ["FakeClock"]
+    assert testing.__all__ == ["FakeClock", "FakeDependency"]
     assert isinstance(testing.FakeClock(), engined.Clock)
+
+
+def test_testing_is_reachable_after_a_plain_import_engined() -> None:
+    """``import engined; engined.testing.FakeClock()`` works as the README writes it.
+
+    Once it raised AttributeError: nothing imported the submodule.
+    """
+    code = "import engined; print(engined.testing.FakeClock().monotonic())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.strip() == "0.0"
