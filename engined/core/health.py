@@ -1,8 +1,9 @@
 """Health checks and auto-heal (DESIGN.md §5): the public home of the health names.
 
 Values (statuses, results, settings, snapshots, the roll-up) live in ``_health_model``,
-one component's thresholds and heal bookkeeping in ``_health_state``, running a check or a
-heal in ``_health_run``, and the scheduler in ``_health_manager``.
+one component's thresholds and heal bookkeeping in ``_health_state``, and the manager in
+``_health_manager``, whose docstring maps the parts it is built from (scheduler, check
+runs, worker threads, heals, publication, dependency graph, results).
 """
 
 from engined.core._breaker_check import breaker_health_check
