@@ -5,12 +5,15 @@ path every result goes through (thresholds, then whether a heal is due). The res
 done by parts that can each be read alone:
 
 - ``_health_scheduler``: when checks are due, and the task that starts them on time;
+- ``_health_checks``: one check run (never two at once), ending as a result;
 - ``_health_run`` and ``_health_threads``: running one check or heal within its limit,
   sync ones in worker threads that grow past stuck ones up to a cap;
+- ``_health_result``: the one place recorded results are built;
 - ``_health_heals``: heal slots, and settling every heal run however it ends;
 - ``_health_watch``: coalesced publication to ``watch()`` readers;
 - ``_health_graph``: ``depends_on`` (cycles refused, parents before children);
-- ``_health_state``: one component's thresholds and heal bookkeeping, pure logic.
+- ``_health_state``: one component's thresholds and heal bookkeeping, pure logic;
+  ``_health_component`` holds it with the component's callables and running handles.
 
 Readers (``snapshot``, ``get_system_health``, ``watch``) only ever read the latest state:
 no request runs a check. Nothing the manager holds is tied to one event loop, so it may
