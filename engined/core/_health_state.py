@@ -41,12 +41,13 @@ class ComponentState:
     """Mutable bookkeeping of one component; the manager serializes every call."""
 
     __slots__ = (
+        "_has_heal",
+        "_view",
         "check_count",
         "component_type",
         "config",
         "consecutive_failures",
         "consecutive_successes",
-        "has_heal",
         "heal_attempts",
         "healing",
         "healthy_since",
@@ -68,7 +69,8 @@ class ComponentState:
         self.name = name
         self.component_type = component_type
         self.config = config
-        self.has_heal = has_heal
+        self._has_heal = has_heal
+        self._view: ComponentHealth | None = None  # the last snapshot, while still true
         self.status = UNKNOWN
         self.last_result: HealthCheckResult | None = None
         self.check_count = 0
@@ -80,8 +82,19 @@ class ComponentState:
         self.healthy_since: float | None = None
         self.last_heal_error: str | None = None
 
+    @property
+    def has_heal(self) -> bool:
+        """Whether a heal is registered for this component."""
+        return self._has_heal
+
+    @has_heal.setter
+    def has_heal(self, value: bool) -> None:
+        self._has_heal = value
+        self._view = None
+
     def record(self, result: HealthCheckResult, now: float) -> HealthStatus | None:
         """Apply one check result; return the previous status if the effective one changed."""
+        self._view = None
         self.check_count += 1
         self.last_result = result
         previous = self.status
@@ -122,11 +135,13 @@ class ComponentState:
 
     def heal_started(self) -> None:
         """A heal attempt begins."""
+        self._view = None
         self.healing = True
         self.heal_attempts += 1
 
     def heal_finished(self, now: float, error: str | None) -> None:
         """A heal attempt ended at ``now``; ``error`` is the failure's type name, if any."""
+        self._view = None
         self.healing = False
         self.last_heal_error = error
         if self.heal_attempts:  # zero: re-armed while it ran, so the next one is due at once
@@ -138,12 +153,14 @@ class ComponentState:
         The attempt counted by :meth:`heal_started` is given back and the backoff is left
         as it was, so the next heal is due as this one was.
         """
+        self._view = None
         self.healing = False
         if self.heal_attempts:  # zero: re-armed while it waited
             self.heal_attempts -= 1
 
     def reset_heal(self) -> None:
         """Re-arm healing: no attempts so far, the next one due at once."""
+        self._view = None
         self.heal_attempts = 0
         self.next_heal_at = -math.inf
         self.last_heal_error = None
@@ -162,8 +179,17 @@ class ComponentState:
         return HealState.IDLE
 
     def snapshot(self, now: float, *, parent_unhealthy: bool) -> ComponentHealth:
-        """A frozen view of this component."""
-        return ComponentHealth(
+        """A frozen view of this component.
+
+        The view is kept and handed out again until this state changes or its heal state
+        moves with time or with a parent: a snapshot of many components then rebuilds only
+        the few that changed, which matters when one is published every loop iteration.
+        """
+        heal_state = self.heal_state(now, parent_unhealthy=parent_unhealthy)
+        view = self._view
+        if view is not None and view.heal_state is heal_state:
+            return view
+        view = self._view = ComponentHealth(
             name=self.name,
             component_type=self.component_type,
             status=self.status,
@@ -173,6 +199,7 @@ class ComponentState:
             consecutive_failures=self.consecutive_failures,
             consecutive_successes=self.consecutive_successes,
             heal_attempts=self.heal_attempts,
-            heal_state=self.heal_state(now, parent_unhealthy=parent_unhealthy),
+            heal_state=heal_state,
             last_heal_error=self.last_heal_error,
         )
+        return view

@@ -673,3 +673,67 @@ def test_status_matches_a_model_of_the_design(
         assert state.consecutive_successes == _trailing(decisive, "PD")
         assert state.check_count == i + 1
         before = expected
+
+
+# --- abandoned heals and cached views ----------------------------------------------------------
+
+
+def test_abandoned_heal_gives_its_attempt_back_and_keeps_the_backoff() -> None:
+    """A heal that never started (stopped while queued) costs no attempt; the next is due."""
+    state = _state(**_SCHEDULE)
+    _feed(state, "F")
+    _heal(state, end=0.0)  # attempt 1; attempt 2 due at 1.0
+    state.heal_started()  # attempt 2, queued for a slot...
+    assert (state.heal_attempts, _heal_state(state, 1.0)) == (2, H.HEALING)
+    state.heal_abandoned()  # ...and stopped before it ran
+    assert (state.heal_attempts, state.healing) == (1, False)
+    assert _heal_state(state, 0.5) is H.BACKOFF
+    assert _due(state, 1.0)
+
+
+def test_abandoned_heal_after_a_reset_stays_at_zero_attempts() -> None:
+    """reset_heal() while a heal waits, then the wait is abandoned: attempts never go below 0."""
+    state = _state(**_SCHEDULE)
+    _feed(state, "F")
+    state.heal_started()
+    state.reset_heal()
+    state.heal_abandoned()
+    assert (state.heal_attempts, state.healing) == (0, False)
+    assert _due(state, 0.0)
+
+
+def test_snapshot_is_reused_until_the_state_changes() -> None:
+    """Two snapshots with nothing changed are the same object; any change makes a new one."""
+    state = _state(**_SCHEDULE)
+    first = state.snapshot(0.0, parent_unhealthy=False)
+    assert state.snapshot(5.0, parent_unhealthy=False) is first
+    changes: list[Callable[[], object]] = [
+        lambda: state.record(_result("F"), 1.0),
+        state.heal_started,
+        lambda: state.heal_finished(1.0, None),
+        state.reset_heal,
+        lambda: setattr(state, "has_heal", False),
+    ]
+    seen = [first]
+    for change in changes:
+        change()
+        view = state.snapshot(1.0, parent_unhealthy=False)
+        assert all(view is not old for old in seen)
+        seen.append(view)
+    assert (seen[1].status, seen[2].heal_state, seen[-1].heal_state) == (
+        S.UNHEALTHY,
+        H.HEALING,
+        H.IDLE,
+    )
+
+
+def test_snapshot_follows_a_heal_state_that_moves_with_time_or_a_parent() -> None:
+    """A cached view is not served once BACKOFF runs out or a parent turns UNHEALTHY."""
+    state = _state(**_SCHEDULE)
+    _feed(state, "F")
+    _heal(state, end=0.0)  # BACKOFF until 1.0
+    backoff = state.snapshot(0.5, parent_unhealthy=False)
+    assert backoff.heal_state is H.BACKOFF
+    assert state.snapshot(1.0, parent_unhealthy=False).heal_state is H.IDLE
+    assert state.snapshot(1.0, parent_unhealthy=True).heal_state is H.SUPPRESSED
+    assert state.snapshot(1.0, parent_unhealthy=False).heal_state is H.IDLE
