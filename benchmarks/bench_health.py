@@ -10,7 +10,7 @@ one core. Checks due within 2 ms of each other start on the same wake, so a lag 
 slightly negative (up to 2 ms early).
 
 Watchers: 1,000 components (quick: 200), ``run_all`` rounds timed with 0 and with 10
-``watch()`` readers in the same run, in interleaved blocks of 2 rounds (15 blocks each,
+``watch()`` readers in the same run, in interleaved blocks of 2 rounds (25 blocks each,
 each round after a ``gc.collect()``).
 Every round flips every component between HEALTHY and DEGRADED, so every round
 publishes: the worst case for watchers. Target: the median round with 10 watchers
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     watch = asyncio.run(
         measure_watchers(
-            200 if quick else 1000, rounds=3 if quick else 5, repeats=1 if quick else 4
+            200 if quick else 1000, rounds=3 if quick else 2, repeats=1 if quick else 25
         )
     )
     result["watch"] = watch
