@@ -168,10 +168,9 @@ class Publisher:
         with self._lock:
             self._watchers.add(watcher)  # first: a change after the snapshot is then seen
             first = self._snapshot()
-            watcher.signature = _signature(first)
+            signature = watcher.signature = _signature(first)
             if len(self._watchers) == 1:  # the baseline of what was published is this
-                self._last = watcher.signature
-                self._published = _signature(first)[1]
+                self._last, self._published = signature, signature[1]
         try:
             yield first
             while True:
