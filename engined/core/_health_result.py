@@ -3,8 +3,8 @@
 A check may return a ``HealthCheckResult``, a ``HealthStatus`` or a bool, or raise, time
 out, find its previous run still going, or find no worker thread. Each of those ends
 here as a result carrying the component's registered name and type, and every one of
-them is built by :func:`make_result`: public text is cut to size there (DESIGN.md §9),
-so whatever the manager publishes, over any interface, went through it.
+them is built by :func:`make_result`: public text is redacted and cut to size there
+(DESIGN.md §9), so whatever the manager publishes, over any interface, went through it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from engined.core._health_model import ComponentType, HealthCheckResult, HealthStatus
 from engined.core._health_run import Outcome
+from engined.core._redact import redact, redact_details
 
 __all__ = ["MAX_MESSAGE", "failed", "make_result", "normalize", "result_of"]
 
@@ -33,11 +34,15 @@ def make_result(
 ) -> HealthCheckResult:
     """Build a result the manager records: every recorded result is made here, and only here.
 
-    Public output carries short messages only (DESIGN.md §9), so the message is cut to
-    ``MAX_MESSAGE`` characters here.
+    Public output carries statuses and short, redacted text only (DESIGN.md §9): secrets
+    in the message, the error and the string values of ``details`` are masked (a copy of
+    ``details`` is kept, never the check's own mapping), then the message and the error
+    are cut to ``MAX_MESSAGE`` characters.
     """
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 1] + "…"
+    message = _short(redact(message)) if message else message
+    if error is not None:
+        error = _short(redact(error))
+    details = redact_details(details) if details else {}
     # Every field here is already typed and checked (a check's own result was validated
     # when it was made), so skip validation: this runs for every check of every component.
     return HealthCheckResult.model_construct(
@@ -50,6 +55,10 @@ def make_result(
         timestamp=timestamp,
         error=error,
     )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 def normalize(

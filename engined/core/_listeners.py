@@ -45,9 +45,16 @@ class Listeners(Generic[E]):
             self._listeners = tuple(fn for fn in self._listeners if fn != listener)
 
     def emit(self, event: E) -> None:
-        """Call every listener with ``event``; one that raises is logged, never propagated."""
+        """Call every listener with ``event``; one that raises is logged, never propagated.
+
+        That holds for any ``BaseException`` (a listener that calls ``sys.exit()`` must not
+        end the caller's call, or the health manager's loop), except ``KeyboardInterrupt``,
+        which is the user's to deliver.
+        """
         for listener in self._listeners:
             try:
                 listener(event)
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
                 _log.exception("listener %r of %s failed on %r", listener, self._owner, event)

@@ -298,3 +298,32 @@ async def test_listener_hears_transitions_caused_from_asyncio(
     with pytest.raises(Boom):
         await breaker.call_async(boom)
     assert [(e.from_state, e.to_state) for e in events] == [(S.CLOSED, S.OPEN)]
+
+
+def test_a_listener_calling_sys_exit_never_reaches_the_caller(
+    make_breaker: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SystemExit from a listener is logged like any error: the caller gets its own outcome."""
+    breaker = make_breaker(failure_threshold=1)
+
+    def exits(event: StateChange) -> None:
+        raise SystemExit(0)
+
+    breaker.add_listener(exits)
+    with caplog.at_level(logging.ERROR):
+        _fail(breaker)
+    assert breaker.state is S.OPEN
+    assert "SystemExit" in caplog.text
+
+
+def test_a_listener_keyboard_interrupt_propagates(make_breaker: Factory) -> None:
+    """KeyboardInterrupt is the user's: it is not swallowed by the listener guard."""
+    breaker = make_breaker(failure_threshold=1)
+
+    def interrupted(event: StateChange) -> None:
+        raise KeyboardInterrupt
+
+    breaker.add_listener(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        breaker.force_open()
+    assert breaker.state is S.FORCED_OPEN
