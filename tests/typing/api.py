@@ -42,6 +42,28 @@ assert_type(breaker.metrics.failure_rate, float | None)
 assert_type(engined.default_registry().get("db"), engined.CircuitBreaker | None)
 
 
+def use_permits() -> None:
+    """acquire() and permit() hand out typed permits."""
+    permit = breaker.acquire()
+    assert_type(permit, engined.Permit)
+    assert_type(permit.settled, bool)
+    permit.record_exception(ValueError())
+    with breaker.permit() as held:
+        assert_type(held, engined.Permit)
+        held.record_failure()
+
+
+class AsyncClient:
+    """An object whose ``__call__`` is async: the decorator keeps it awaitable."""
+
+    async def __call__(self, key: str) -> int:
+        return len(key)
+
+
+guarded_client = breaker(AsyncClient())
+_pending_client = assert_type(guarded_client("k"), Coroutine[Any, Any, int])
+
+
 async def use_async() -> None:
     """``call_async`` returns the awaited value's type."""
     assert_type(await breaker.call_async(fetch, "k"), bytes)
