@@ -112,10 +112,11 @@ def check_clock(param: str, value: object) -> Any:
         for method in ("monotonic", "sleep", "sleep_async")
         if not callable(getattr(value, method, None))
     ]
-    if missing:
+    if missing or isinstance(value, type):  # a class has the methods, unbound
+        got = f"the class {value.__name__}" if isinstance(value, type) else type(value).__name__
         msg = (
-            f"{param} must be an engined.Clock (monotonic(), sleep(), sleep_async()), "
-            f"got {type(value).__name__}"
+            f"{param} must be an engined.Clock instance (monotonic(), sleep(), "
+            f"sleep_async()), got {got}"
         )
         raise TypeError(msg)
     return value

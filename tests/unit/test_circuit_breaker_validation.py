@@ -39,6 +39,7 @@ BAD: list[Any] = [
     ("window_duration", {"window_duration": 1e-4}),
     ("clock", {"clock": None}),
     ("clock", {"clock": object()}),
+    ("clock", {"clock": FakeClock}),  # the class, not an instance
     ("record_exceptions", {"record_exceptions": 42}),
     ("ignore_exceptions", {"ignore_exceptions": "KeyError"}),
     ("minimum_calls", {"minimum_calls": 0}),
