@@ -233,15 +233,17 @@ class HealthCheckResult(_message.Message):
     message: _builtins.str
     """A short note (at most 256 characters), redacted."""
     error: _builtins.str
-    """For a check that raised, timed out or was still running: the exception's type name,
-    "timeout" or "stuck" (never the exception's text). Unset for a check that answered.
+    """Why the check gave no verdict of its own: the type name of the exception it raised
+    (never its text), "timeout", "stuck" (still running from before), "no worker thread",
+    "invalid result (<type>)"; or the error a check put in its own result. Unset otherwise.
     """
     @_builtins.property
     def details(self) -> _struct_pb2.Struct:
         """Structured extras the check returned (latency, versions, breaker metrics...),
-        redacted. Values that JSON cannot carry become strings: enums their value, dates
-        ISO 8601, non-finite numbers "NaN"/"Infinity"/"-Infinity", any other object
-        "<TypeName>" (never its text, which could carry secrets).
+        redacted; unset when there are none. Values JSON cannot carry become strings: enums
+        their value, dates ISO 8601, non-finite numbers "NaN"/"Infinity"/"-Infinity",
+        integers beyond 2^53 their digits, any other object "<TypeName>" (never its text,
+        which could carry secrets); time spans become seconds.
         """
 
     @_builtins.property

@@ -1,0 +1,143 @@
+"""One ``manager.watch()`` subscription shared by every open stream of a server.
+
+Health ``Watch`` and ``WatchSystemHealth`` streams can be many (load balancers, probes,
+dashboards: the tests hold 200 open). Each reads :meth:`WatchFeed.updates`, which waits on
+the feed, not on a subscription of its own: one task reads ``manager.watch()`` while at
+least one stream is open and wakes the streams when a value arrives. Readers skip values
+they were too slow for and always get the latest, as ``watch()`` readers do.
+
+A stream that ends, because its client went away (grpc.aio cancels its handler) or the
+server shuts down, leaves nothing behind: the last one out cancels the feeding task, so a
+server with no open stream holds no subscription and no task (grpc/grpc#17747, #43403:
+Watch streams must neither pin threads nor stall each other).
+
+Two signals reach every stream at once: :meth:`WatchFeed.poke` hands out the latest value
+again (graceful shutdown turns health to NOT_SERVING without any health change), and
+:meth:`WatchFeed.close` ends every stream after its last value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+
+from engined import HealthCheckManager, SystemHealth
+
+__all__ = ["FeedFailed", "WatchFeed"]
+
+_log = logging.getLogger("engined.rpc")
+
+
+class FeedFailed(RuntimeError):
+    """``manager.watch()`` ended or raised: streams cannot be served any more."""
+
+
+class WatchFeed:
+    """Fans one ``manager.watch()`` subscription out to any number of streams.
+
+    Everything runs on the server's event loop; nothing here is thread-safe, nor needs
+    to be.
+
+    Args:
+        manager: The health manager whose changes are fed.
+    """
+
+    __slots__ = ("_changed", "_closed", "_failed", "_latest", "_manager", "_streams", "_task")
+
+    def __init__(self, manager: HealthCheckManager) -> None:
+        self._manager = manager
+        self._latest: tuple[int, SystemHealth] | None = None  # (generation, value)
+        self._changed = asyncio.Event()  # replaced after each wake-up, so it is never cleared
+        self._streams = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._failed = False
+
+    @property
+    def streams(self) -> int:
+        """How many streams are reading the feed now."""
+        return self._streams
+
+    @property
+    def feeding(self) -> bool:
+        """Whether a task is reading ``manager.watch()`` (only while a stream is open)."""
+        return self._task is not None
+
+    async def updates(self) -> AsyncGenerator[SystemHealth, None]:
+        """Yield the latest health at once, then again after each change or :meth:`poke`.
+
+        Ends after :meth:`close` (once the latest value was handed out).
+
+        Raises:
+            FeedFailed: ``manager.watch()`` failed; the stream should end with an error.
+        """
+        self._streams += 1
+        self._start()
+        handed = -1
+        try:
+            while True:
+                changed = self._changed  # taken first: a wake-up after this is not lost
+                latest = self._latest
+                if latest is not None and latest[0] != handed:
+                    handed = latest[0]
+                    yield latest[1]
+                    continue
+                if self._failed:
+                    msg = "the health manager's watch() ended"
+                    raise FeedFailed(msg)
+                if self._closed:
+                    return
+                await changed.wait()
+        finally:
+            self._streams -= 1
+            if self._streams == 0:
+                self._stop()
+
+    def poke(self) -> None:
+        """Hand the latest value to every stream again (its readers re-evaluate it)."""
+        if self._latest is not None:
+            self._latest = (self._latest[0] + 1, self._latest[1])
+        self._wake()
+
+    def close(self) -> None:
+        """End every stream, now and from now on, after it has had the latest value."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _start(self) -> None:
+        if self._task is None and not self._closed:
+            self._failed = False  # a new subscription gets a fresh chance
+            self._task = asyncio.get_running_loop().create_task(
+                self._feed(), name="engined-rpc-watch-feed"
+            )
+
+    def _stop(self) -> None:
+        """The last stream left: drop the subscription, so nothing outlives the streams."""
+        task, self._task = self._task, None
+        self._latest = None  # a later stream must start from a fresh first value
+        if task is not None:
+            task.cancel()
+
+    async def _feed(self) -> None:
+        generation = 0 if self._latest is None else self._latest[0] + 1
+        values = self._manager.watch()
+        try:
+            async for health in values:
+                generation += 1
+                self._latest = (generation, health)
+                self._wake()
+        except Exception:
+            _log.exception("engined rpc: the health manager's watch() failed")
+        finally:
+            # watch() is typed as an AsyncIterator but is an async generator: close it
+            # now, so its watcher is unsubscribed at once rather than when collected.
+            close = getattr(values, "aclose", None)
+            if close is not None:
+                await close()
+        self._failed = True  # watch() never ends by itself: either way it is gone
+        self._wake()
