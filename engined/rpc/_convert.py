@@ -179,8 +179,10 @@ def _fill_value(value: struct_pb2.Value, item: object, depth: int) -> None:
     elif depth > MAX_DETAILS_DEPTH and isinstance(item, Mapping | list | tuple | set | frozenset):
         value.string_value = "<nested too deep>"
     elif isinstance(item, Mapping):
+        value.struct_value.SetInParent()  # an empty mapping is {}, not null
         _fill_struct(value.struct_value, item, depth)
     elif isinstance(item, list | tuple | set | frozenset):
+        value.list_value.SetInParent()  # an empty list is [], not null
         values = value.list_value.values
         for element in item:
             _fill_value(values.add(), element, depth + 1)
