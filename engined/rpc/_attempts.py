@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 
@@ -161,7 +162,7 @@ class Attempts:
     def retry_delay(
         self,
         code: grpc.StatusCode | None,
-        trailing_metadata: Iterable[tuple[str, str | bytes]] | None,
+        trailing_metadata: Iterable[Any] | None,
     ) -> float | None:
         """Seconds to wait before retrying after the current attempt failed, or ``None``.
 

@@ -47,7 +47,7 @@ def effective_timeout(timeout: float | None, default: float | None) -> float | N
     return timeout
 
 
-def pushback_delay(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> float | None:
+def pushback_delay(trailing_metadata: Iterable[Any] | None) -> float | None:
     """Seconds the server asked the client to wait before retrying, from trailing metadata.
 
     gRFC A6: the value is a signed 32-bit integer of milliseconds; a negative or unparsable
