@@ -125,8 +125,9 @@ class WatchFeed:
 
     async def _feed(self) -> None:
         generation = 0 if self._latest is None else self._latest[0] + 1
-        values = self._manager.watch()
+        values = None
         try:
+            values = self._manager.watch()
             async for health in values:
                 generation += 1
                 self._latest = (generation, health)
