@@ -67,7 +67,8 @@ class WatchFeed:
     async def updates(self) -> AsyncGenerator[SystemHealth, None]:
         """Yield the latest health at once, then again after each change or :meth:`poke`.
 
-        Ends after :meth:`close` (once the latest value was handed out).
+        Ends after :meth:`close`, once the latest value was handed out (a stream that
+        had none yet gets the manager's snapshot).
 
         Raises:
             FeedFailed: ``manager.watch()`` failed; the stream should end with an error.
@@ -87,6 +88,8 @@ class WatchFeed:
                     msg = "the health manager's watch() ended"
                     raise FeedFailed(msg)
                 if self._closed:
+                    if handed == -1:  # opened after close, or closed before its first value
+                        yield self._manager.snapshot()
                     return
                 await changed.wait()
         finally:
