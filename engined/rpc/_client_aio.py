@@ -23,7 +23,12 @@ from engined._clock import SYSTEM_CLOCK, Clock
 from engined.core._breaker_types import CircuitBreakerOpenError
 from engined.core._permit import Permit
 from engined.rpc._attempts import Attempts, ClientCore, StreamAttempt
-from engined.rpc._client_aio_stream import AioStreamStreamCall, AioUnaryStreamCall
+from engined.rpc._client_aio_stream import (
+    AioStreamStreamCall,
+    AioUnaryStreamCall,
+    finished_code,
+    watch,
+)
 from engined.rpc._errors import aio_refusal
 from engined.rpc._policy import RpcPolicy
 from engined.rpc._status import PREVIOUS_ATTEMPTS_KEY
@@ -118,22 +123,8 @@ async def _unary_response(
             return call
 
 
-def _finished_code(call: Any) -> grpc.StatusCode | None:
-    """The status of a call known to be finished, read without awaiting."""
-    if call.cancelled():
-        return _CANCELLED
-    reading = call.code()
-    try:
-        reading.send(None)  # a finished call's status is ready: the coroutine returns at once
-    except StopIteration as done:
-        code: grpc.StatusCode = done.value
-        return code
-    reading.close()
-    return None  # not readable without waiting after all: count nothing
-
-
 def _settle_when_done(core: ClientCore, permit: Permit, call: Any) -> None:
-    core.settle(permit, _finished_code(call))
+    core.settle(permit, finished_code(call))
 
 
 async def _start_stream(
@@ -159,7 +150,7 @@ async def _start_stream(
     restart = None
     if resendable and core.max_attempts > 1:
         restart = functools.partial(_restart, continuation, details, request)
-    return kind(core, breaker, attempts, StreamAttempt(core, permit), call, restart)
+    return kind(core, breaker, attempts, watch(StreamAttempt(core, permit), call), call, restart)
 
 
 async def _restart(

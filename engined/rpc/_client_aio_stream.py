@@ -4,9 +4,11 @@ The interceptor returns one of these in place of grpc's call. grpc.aio hands an 
 is a ``UnaryStreamCall`` (or ``StreamStreamCall``) to the caller as the call itself, so
 ``cancel()``, ``code()`` and the metadata all reach the current attempt, also after a retry.
 The permit is settled by the first of: the iterator ending (OK), failing (its status) or
-being cancelled; ``cancel()``; a read of ``code()``. Any task may do it: a stream opened
-in one task and consumed in another settles its own permit. A stream dropped unread is
-cancelled by grpc when collected, which reaches ``cancel()`` here.
+being cancelled; ``cancel()``; a read of ``code()``; the call finishing, read or not (a
+done-callback). Any task may do it: a stream opened in one task and consumed in another
+settles its own permit. A stream dropped unread still runs until it ends, its deadline
+passes or its channel closes (grpc.aio's channel holds every call it has running), and
+is settled then.
 
 Before it has delivered a message, a retryable failure starts a new attempt in the task
 that iterates (gRFC A6: a call is committed once its response has begun).
@@ -15,6 +17,7 @@ that iterates (gRFC A6: a call is committed once its response has begun).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,10 +28,34 @@ from engined.core._breaker import CircuitBreaker
 from engined.core._breaker_types import CircuitBreakerOpenError
 from engined.rpc._attempts import Attempts, ClientCore, StreamAttempt
 
-__all__ = ["AioStreamStreamCall", "AioUnaryStreamCall"]
+__all__ = ["AioStreamStreamCall", "AioUnaryStreamCall", "finished_code"]
 
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
+
+
+def finished_code(call: Any) -> grpc.StatusCode | None:
+    """The status of a call known to be finished, read without awaiting (in a done-callback)."""
+    if call.cancelled():
+        return _CANCELLED
+    reading = call.code()
+    try:
+        reading.send(None)  # a finished call's status is ready: the coroutine returns at once
+    except StopIteration as done:
+        code: grpc.StatusCode = done.value
+        return code
+    reading.close()
+    return None  # not readable without waiting after all: count nothing
+
+
+def _settle_finished(attempt: StreamAttempt, call: Any) -> None:
+    attempt.settle(finished_code(call))
+
+
+def watch(attempt: StreamAttempt, call: Any) -> StreamAttempt:
+    """Settle ``attempt`` from ``call``'s status when it finishes, read or not."""
+    call.add_done_callback(functools.partial(_settle_finished, attempt))
+    return attempt
 
 
 class AioUnaryStreamCall(grpc.aio.UnaryStreamCall):  # type: ignore[type-arg]
@@ -101,7 +128,7 @@ class AioUnaryStreamCall(grpc.aio.UnaryStreamCall):  # type: ignore[type-arg]
             permit.release()
             raise
         self._call, self._iterator = call, None
-        self._attempt = StreamAttempt(self._core, permit)
+        self._attempt = watch(StreamAttempt(self._core, permit), call)
         return True
 
     async def read(self) -> Any:
