@@ -93,7 +93,7 @@ def wall_time_ns() -> int:
     clock, which no engined Clock gives (they are monotonic). Nothing is measured or
     waited on with it; servicers take it as a parameter so tests can fix it.
     """
-    return time.time_ns()
+    return time.time_ns()  # real time: the wall clock, read only to stamp observed_at
 
 
 def timestamp(ns: int) -> timestamp_pb2.Timestamp:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engined import CircuitBreakerRegistry, HealthCheckManager, HealthStatus
@@ -111,3 +112,25 @@ async def eventually(predicate: Callable[[], bool], *, within: float = 5.0) -> N
             msg = f"condition not met within {within} s"
             raise AssertionError(msg)
         await asyncio.sleep(0.01)  # noqa: TID251
+
+
+def breakers(clock: FakeClock) -> CircuitBreakerRegistry:
+    """A registry with 'pay' tripped open by two failures and 'mail' closed."""
+    registry = CircuitBreakerRegistry()
+    pay = registry.get_or_create("pay", failure_threshold=2, recovery_timeout=30.0, clock=clock)
+    registry.get_or_create("mail", clock=clock)
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            pay.call(_refused)
+    return registry
+
+
+def _refused() -> None:
+    raise ConnectionError
+
+
+async def failure(call: Any) -> tuple[grpc.StatusCode, str]:
+    """The status code and details ``call`` fails with (it must fail)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value.code(), caught.value.details() or ""
