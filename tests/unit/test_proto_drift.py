@@ -62,7 +62,12 @@ def test_checked_in_engined_v1_matches_a_fresh_generation(tmp_path: Path) -> Non
         have = _unstamped((CHECKED_IN / name).read_text())
         if want != have:
             diff = difflib.unified_diff(
-                have.splitlines(), want.splitlines(), f"checked-in/{name}", f"fresh/{name}", n=1
+                have.splitlines(),
+                want.splitlines(),
+                f"checked-in/{name}",
+                f"fresh/{name}",
+                n=1,
+                lineterm="",
             )
             drifted.append("\n".join(list(diff)[:30]))
     assert not drifted, (
