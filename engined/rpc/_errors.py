@@ -138,16 +138,31 @@ class AioBreakerOpenRpcError(grpc.aio.AioRpcError, CircuitBreakerOpenError):
         retry_after: Seconds until the breaker admits a probe, or ``None``.
     """
 
+    # A refusal is the outage path, raised for every call while a dependency is down, so
+    # nothing is built up front: BaseException's C initializer keeps the three arguments in
+    # ``args`` (where the breaker error reads them), the details and metadata are made
+    # when asked for, and AioRpcError's initializer, which would clear ``args``, is skipped.
+    _code = grpc.StatusCode.UNAVAILABLE
+    _debug_error_string = None
+
     def __init__(self, name: str, state: CircuitState, retry_after: float | None = None) -> None:
-        grpc.aio.AioRpcError.__init__(
-            self,
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.aio.Metadata(),
-            grpc.aio.Metadata(*_trailers(name, state)),
-        )
-        # AioRpcError's initializer clears ``args``, where the breaker error keeps its fields.
-        self.args = (name, state, retry_after)
-        self._details = CircuitBreakerOpenError.__str__(self)
+        pass
+
+    @property
+    def _details(self) -> str:  # AioRpcError reads it for str()
+        return CircuitBreakerOpenError.__str__(self)
+
+    def details(self) -> str:
+        """Which breaker refused the call, in what state, and when to try again."""
+        return self._details
+
+    def initial_metadata(self) -> grpc.aio.Metadata:
+        """Nothing: no server answered."""
+        return grpc.aio.Metadata()
+
+    def trailing_metadata(self) -> grpc.aio.Metadata:  # type: ignore[override]  # as AioRpcError
+        """``engined-breaker: open``, the breaker's name and its state."""
+        return grpc.aio.Metadata(*_trailers(self.name, self.state))
 
     def __reduce__(self) -> tuple[type[AioBreakerOpenRpcError], tuple[Any, ...]]:
         return type(self), self.args
