@@ -127,6 +127,12 @@ def is_secret_key(key: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1024)
+def _names_authorization(key: str) -> bool:
+    """Whether ``key`` is an authorization header, whose value starts with a scheme word."""
+    return any(part.lower() in ("authorization", "auth") for part in _PARTS.findall(key))
+
+
 def _mask_password(match: re.Match[str]) -> str:
     return f"{match['head']}:{MASK}@"
 
@@ -138,8 +144,22 @@ def _mask_keyed(text: str) -> str:
     done = pos = 0
     search = _KEYED.search
     while (match := search(text, pos)) is not None:
-        if not is_secret_key(match["key"]):
+        key = match["key"]
+        if not is_secret_key(key):
             pos = match.end("sep")
+            continue
+        scheme = match["scheme"]
+        if scheme and not _names_authorization(key):
+            # Only an authorization header's value starts with a scheme word. Elsewhere
+            # ("password=Bearer x") the word is the secret itself, and so is what follows
+            # when it looks like credentials ("x-api-key: Basic Zm9v==").
+            start = match.start("scheme")
+            pieces.append(text[done:start])
+            pieces.append(MASK)
+            if _LOOKS_LIKE_CREDENTIALS.search(match["value"]):
+                done = pos = match.end()
+            else:
+                done = pos = start + len(scheme.rstrip())
             continue
         value = match["value"]
         quote = value[:1]

@@ -62,6 +62,11 @@ MASKED = [
     # authorization schemes
     ("Authorization: Bearer eyJhbGciOi.abc.def", "Authorization: Bearer ***"),
     ("Authorization: Bearer xyz", "Authorization: Bearer ***"),
+    # Only an authorization header keeps its scheme word; elsewhere the word is the secret
+    # (hypothesis found "password=BEARER trailing" kept BEARER and masked "trailing").
+    ("password=BEARER trailing", "password=*** trailing"),
+    ("x-api-key: Basic Zm9vOmJhcg==, next=1", "x-api-key: ***, next=1"),
+    ("proxy-authorization=Basic Zm9vOmJhcg==", "proxy-authorization=Basic ***"),
     ("authorization=Basic dXNlcjpwYXNz", "authorization=Basic ***"),
     ("{'Authorization': 'Bearer xyz'}", "{'Authorization': '***'}"),
     ("sent Bearer abc123 to the peer", "sent Bearer *** to the peer"),
