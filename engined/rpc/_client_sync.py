@@ -3,10 +3,11 @@
 grpc's sync continuations *return* a finished call or the ``RpcError`` itself rather than
 raise it (grpc/grpc#25207), so the outcome is read from ``outcome.code()``, and an open
 breaker is *returned* as a :class:`~engined.rpc.BreakerOpenRpcError` too. A ``future()``
-call comes back still running: its permit is settled by a done-callback, and it is not
-retried (waiting out a backoff would block the caller that asked not to block). Response
-streams are wrapped so that the permit is settled when iteration ends, fails or the call is
-cancelled, in whichever thread that happens.
+call comes back still running: it is not retried (waiting out a backoff would block the
+caller that asked not to block), and is returned wrapped, its permit settled by a
+done-callback or at once by ``cancel()``. Response streams are wrapped too, so that the
+permit is settled when iteration ends, fails or the call is cancelled, in whichever thread
+that happens.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from engined.rpc._status import PREVIOUS_ATTEMPTS_KEY, code_of
 __all__ = ["EnginedClientInterceptor", "intercept_channel"]
 
 _OK = grpc.StatusCode.OK
-_CANCELLED = grpc.StatusCode.CANCELLED
 
 Continuation = Callable[[grpc.ClientCallDetails, Any], Any]
 
