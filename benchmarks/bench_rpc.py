@@ -9,6 +9,7 @@ See benchmarks/README.md ("gRPC client benchmark") for what is timed and how.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import os
@@ -33,7 +34,7 @@ if importlib.util.find_spec("engined") is None:
 import grpc  # noqa: E402 - after the checkout is importable
 import grpc.aio  # noqa: E402
 
-from engined import default_registry  # noqa: E402
+from engined import SYSTEM_CLOCK, default_registry  # noqa: E402
 from engined.rpc import RpcPolicy, aio_interceptors, intercept_channel  # noqa: E402
 
 METHOD = "/bench.Echo/Say"
@@ -180,6 +181,61 @@ def _closed_port() -> int:
 
 
 Samples = dict[str, list[float]]  # case -> seconds per call, one per block
+
+
+class _Finished:
+    """A call that has already finished OK: the interceptors' work without the network's."""
+
+    def code(self) -> Any:
+        return grpc.StatusCode.OK
+
+    def done(self) -> bool:
+        return True
+
+
+class _AioFinished:
+    async def code(self) -> Any:
+        return grpc.StatusCode.OK
+
+
+def interceptor_overhead(calls: int) -> dict[str, float]:
+    """Seconds per call of each interceptor alone, around a continuation that answers at once.
+
+    This is what an interceptor adds to a call, without the millisecond of gRPC and
+    loopback that buries it (and its noise) in the end-to-end figures.
+    """
+    from engined.rpc._attempts import ClientCore
+    from engined.rpc._client_sync import EnginedClientInterceptor, _ClientCallDetails
+
+    finished, aio_finished = _Finished(), _AioFinished()
+    sync_details = _ClientCallDetails(METHOD, TIMEOUT, None, None, None, None)
+    aio_details = grpc.aio.ClientCallDetails(METHOD.encode(), TIMEOUT, None, None, None)
+    engined_sync = EnginedClientInterceptor(ClientCore(POLICY, "bench-overhead-sync", SYSTEM_CLOCK))
+    engined_aio = aio_interceptors(POLICY, target="bench-overhead-aio")[0]
+    noop_sync, noop_aio = SyncNoop(), Noop()
+
+    def continuation(details: Any, request: Any) -> Any:
+        return finished
+
+    async def aio_continuation(details: Any, request: Any) -> Any:
+        return aio_finished
+
+    result: dict[str, float] = {}
+    for name, icpt in (("sync_noop", noop_sync), ("sync_engined", engined_sync)):
+        call = functools.partial(icpt.intercept_unary_unary, continuation, sync_details, b"x")
+        _sync_block(call, calls // 10, time.perf_counter)
+        result[name] = min(_sync_block(call, calls, time.perf_counter) for _ in range(5))
+
+    async def aio_blocks() -> None:
+        for name, icpt in (("aio_noop", noop_aio), ("aio_engined", engined_aio)):
+            call = functools.partial(
+                icpt.intercept_unary_unary, aio_continuation, aio_details, b"x"
+            )
+            await _aio_block(call, calls // 10, time.perf_counter)
+            result[name] = min([await _aio_block(call, calls, time.perf_counter) for _ in range(5)])
+
+    asyncio.run(aio_blocks())
+    return result
 
 
 async def _run_aio(target: str, settings: Settings, samples: Samples, repeat: int) -> None:
@@ -373,6 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     samples = run(settings)
     print(render(samples))
+    overhead = interceptor_overhead(2_000 if args.quick else 100_000)
+    print("\n## The interceptor alone (a continuation that answers at once)\n")
+    print(
+        markdown(
+            ["interceptor", "µs/call"],
+            [[key.replace("_", " "), f"{value * 1e6:.2f}"] for key, value in overhead.items()],
+        )
+    )
     results = verdicts(samples)
     print("\n## Targets\n")
     for verdict in results:
@@ -391,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k: v * 1e6 for k, v in summarize(samples).items() if k.endswith(FAILING)
             },
             "samples_us": {k: [v * 1e6 for v in values] for k, values in samples.items()},
+            "interceptor_alone_us": {k: v * 1e6 for k, v in overhead.items()},
             "targets": [asdict(verdict) for verdict in results],
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -41,5 +41,8 @@ def test_quick_rpc_benchmark_reports_every_case(tmp_path: Path) -> None:
     failing = report["failing_call_wall_us"]
     assert len(failing) == 6
     assert all(value > 0 for value in failing.values())
+    alone = report["interceptor_alone_us"]
+    assert sorted(alone) == ["aio_engined", "aio_noop", "sync_engined", "sync_noop"]
+    assert all(value > 0 for value in alone.values())
     assert len(report["targets"]) == 6
     assert {target["status"] for target in report["targets"]} <= {"PASS", "FAIL"}
