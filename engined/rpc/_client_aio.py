@@ -36,7 +36,6 @@ from engined.rpc._status import PREVIOUS_ATTEMPTS_KEY
 __all__ = ["aio_interceptors", "details_for"]
 
 _OK = grpc.StatusCode.OK
-_CANCELLED = grpc.StatusCode.CANCELLED
 
 Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
 
