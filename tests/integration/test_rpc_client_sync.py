@@ -253,6 +253,24 @@ def test_an_abandoned_probe_stream_is_released_when_collected(
     assert breaker.state is CircuitState.CLOSED
 
 
+def test_a_stream_consumed_in_another_thread_settles_and_retries_there(
+    server: Running, clock: FakeClock
+) -> None:
+    """A stream opened here and read in a worker thread retries and settles in that thread."""
+    with _channel(server, clock) as channel:
+        stream = raw(channel, SERVER_STREAM)(
+            b"x", metadata=plan("elsewhere", ["UNAVAILABLE", "OK"], messages=[0, 2])
+        )
+        got: list[bytes] = []
+        worker = threading.Thread(target=lambda: got.extend(stream))
+        worker.start()
+        worker.join(timeout=20)
+    assert got == [b"message:0", b"message:1"]
+    assert [s.previous_attempts for s in server.scripted.attempts("elsewhere")] == [None, "1"]
+    m = _breaker(server).metrics
+    assert (m.failed_calls, m.successful_calls) == (1, 1)
+
+
 def test_method_scope_keeps_a_breaker_per_method(server: Running) -> None:
     """With breaker_scope="method", one failing method does not open another's breaker."""
     with _channel(
