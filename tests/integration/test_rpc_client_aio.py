@@ -201,6 +201,20 @@ async def test_write_mode_client_stream_is_settled_when_done(server: Running) ->
     assert server.scripted.attempts("w")[0].requests == 1
 
 
+async def test_write_mode_bidi_stream_works_and_settles(server: Running) -> None:
+    """A bidi call fed by call.write() reaches the server and settles when read to its end."""
+    async with open_aio_channel(server.target, _policy()) as channel:
+        call = raw(channel, BIDI)(metadata=plan("bidi-w", messages=[2]))
+        await call.write(b"1")
+        await call.write(b"2")
+        await call.done_writing()
+        assert [message async for message in call] == [b"message:0", b"message:1"]
+        assert await call.code() is C.OK
+    assert server.scripted.attempts("bidi-w")[0].requests == 2
+    m = _breaker(f"rpc:{server.target}").metrics
+    assert (m.successful_calls, m.total_calls) == (1, 1)
+
+
 @pytest.mark.parametrize(("value", "attempts"), [("250", 2), ("-1", 1), ("soon", 1)])
 async def test_pushback_is_honoured_or_stops_retries(
     server: Running, clock: FakeClock, value: str, attempts: int
