@@ -44,7 +44,7 @@ OVER_NOOP = 1.05  # ... and at most this times a pass-through interceptor's
 OPEN_SPEEDUP = 100.0  # an open breaker fails a call at least this much faster than a dead port
 STACKS = ("aio", "sync")
 KINDS = ("bare", "noop", "engined")
-FAILING = ("dead_fresh", "dead_same", "open")
+FAILING = ("dead_fresh", "dead_same", "refuse", "open")
 POLICY = RpcPolicy(retry={"max_attempts": 3}, default_timeout=TIMEOUT)  # breaker: the defaults
 
 
@@ -105,6 +105,36 @@ class SyncNoop(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(details, request)
 
+
+class Refuse(grpc.aio.UnaryUnaryClientInterceptor):
+    """The floor of a refusal: an interceptor that fails the call at once, sending nothing.
+
+    No breaker, no policy, no permit: only what grpc.aio itself costs to run an
+    interceptor and hand its error back to the caller.
+    """
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "refused"
+        )
+
+
+class SyncRefuse(grpc.UnaryUnaryClientInterceptor):
+    """The sync floor of a refusal: raise a ready-made gRPC error, send nothing."""
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        raise _SYNC_REFUSAL
+
+
+class _SyncRefusal(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "refused"
+
+
+_SYNC_REFUSAL = _SyncRefusal()
 
 _OPTIONS = [("grpc.enable_retries", 0)]
 
@@ -282,6 +312,10 @@ async def _run_refusals(settings: Settings, samples: Samples, repeat: int) -> No
         _open(f"rpc:{name}")
         stub = _stub(ch)
         samples["aio_open"].append(await _aio_failing(lambda: stub(b"x", timeout=TIMEOUT), n * 20))
+    async with grpc.aio.insecure_channel(dead, options=_OPTIONS, interceptors=[Refuse()]) as ch:
+        stub = _stub(ch)
+        refused = await _aio_failing(lambda: stub(b"x", timeout=TIMEOUT), n * 20)
+        samples["aio_refuse"].append(refused)
     samples["sync_dead_fresh"].append(_sync_failing(lambda: _sync_dead_fresh(dead), n))
     with grpc.insecure_channel(dead, options=_OPTIONS) as channel:
         stub = _stub(channel)
@@ -290,6 +324,8 @@ async def _run_refusals(settings: Settings, samples: Samples, repeat: int) -> No
         guarded = _stub(intercept_channel(channel, POLICY, target=sync_name))
         _open(f"rpc:{sync_name}")
         samples["sync_open"].append(_sync_failing(lambda: guarded(b"x", timeout=TIMEOUT), n * 20))
+        floor = _stub(grpc.intercept_channel(channel, SyncRefuse()))
+        samples["sync_refuse"].append(_sync_failing(lambda: floor(b"x", timeout=TIMEOUT), n * 20))
 
 
 def _open(name: str) -> None:
@@ -363,7 +399,13 @@ def verdicts(samples: Samples) -> list[Verdict]:
         )
         status = "PASS" if speedup >= OPEN_SPEEDUP else "FAIL"
         same = paired(samples, f"{stack}_dead_same", f"{stack}_open")
-        detail = f"{speedup:.0f}x a fresh connection; {same:.0f}x a channel already failing"
+        floor = paired(samples, f"{stack}_dead_fresh", f"{stack}_refuse")
+        versus_floor = paired(samples, f"{stack}_open", f"{stack}_refuse")
+        detail = (
+            f"{speedup:.0f}x a fresh connection; {same:.0f}x a channel already failing; "
+            f"the floor (an interceptor that only raises) is {floor:.0f}x, "
+            f"engined / floor {versus_floor:.2f}x"
+        )
         results.append(Verdict(target, status, detail))
     return results
 
@@ -392,6 +434,7 @@ def render(samples: Samples) -> str:
     labels = {
         "dead_fresh": "dead port, a fresh channel per call",
         "dead_same": "dead port, one channel (already failing)",
+        "refuse": "floor: an interceptor that only raises (nothing sent)",
         "open": "open breaker (nothing sent)",
     }
     refusal_rows = [

@@ -1,35 +1,37 @@
 """engined's gRPC layer (DESIGN.md §6): resilient client interceptors and the engined.v1 server.
 
+Client side: :class:`RpcPolicy` says how calls to one target are guarded (breaker,
+status classification, gRFC A6 retries, budget, default timeout);
+:func:`intercept_channel` and :func:`aio_interceptors` put it around a sync or grpc.aio
+channel, and :func:`open_channel` / :func:`open_aio_channel` open one with it. An open
+breaker fails a call at once with :class:`BreakerOpenRpcError` (sync) or
+:class:`AioBreakerOpenRpcError` (grpc.aio).
+
+Server side: :func:`add_to_server` adds ``engined.v1.Engined``, ``grpc.health.v1.Health``
+and reflection to a grpc.aio server and returns the :class:`EnginedServices` handle for a
+graceful shutdown; :func:`server_credentials` makes TLS or mTLS credentials.
+
 Importing ``engined`` never imports this package (it pulls in grpc); import
 ``engined.rpc`` where you use gRPC.
 """
 
-from __future__ import annotations
+from engined.rpc._channel import open_aio_channel, open_channel
+from engined.rpc._client_aio import aio_interceptors
+from engined.rpc._client_sync import intercept_channel
+from engined.rpc._errors import AioBreakerOpenRpcError, BreakerOpenRpcError
+from engined.rpc._policy import RpcPolicy, RpcRetryPolicy
+from engined.rpc._server import EnginedServices, add_to_server, server_credentials
 
-import importlib
-from typing import Any
-
-# Public names and the private module each lives in. Resolved on first use while the layer
-# is being built; replaced by plain imports once every module exists.
-_EXPORTS = {
-    "AioBreakerOpenRpcError": "engined.rpc._errors",
-    "BreakerOpenRpcError": "engined.rpc._errors",
-    "RpcPolicy": "engined.rpc._policy",
-    "RpcRetryPolicy": "engined.rpc._policy",
-    "add_to_server": "engined.rpc._server",
-    "aio_interceptors": "engined.rpc._client_aio",
-    "intercept_channel": "engined.rpc._client_sync",
-    "open_aio_channel": "engined.rpc._channel",
-    "open_channel": "engined.rpc._channel",
-    "server_credentials": "engined.rpc._server",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'engined.rpc' has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__all__ = [
+    "AioBreakerOpenRpcError",
+    "BreakerOpenRpcError",
+    "EnginedServices",
+    "RpcPolicy",
+    "RpcRetryPolicy",
+    "add_to_server",
+    "aio_interceptors",
+    "intercept_channel",
+    "open_aio_channel",
+    "open_channel",
+    "server_credentials",
+]

@@ -73,3 +73,16 @@ def test_testing_is_reachable_after_a_plain_import_engined() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert out.stdout.strip() == "0.0"
+
+
+def test_rpc_all_lists_exactly_its_public_names_sorted() -> None:
+    """``engined.rpc.__all__`` is sorted and names every public attribute it has, no more."""
+    import engined.rpc as rpc
+
+    public = {
+        name
+        for name, value in vars(rpc).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert rpc.__all__ == sorted(rpc.__all__)
+    assert set(rpc.__all__) == public
