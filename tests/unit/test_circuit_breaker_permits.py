@@ -350,12 +350,16 @@ def test_a_permit_dropped_inside_a_reference_cycle_is_released_by_gc(
     class Holder:
         pass
 
-    holder = Holder()
-    holder.me = holder  # type: ignore[attr-defined]
-    holder.permit = half_open.acquire()  # type: ignore[attr-defined]
-    del holder
-    with pytest.raises(CircuitBreakerOpenError):
-        half_open.acquire()  # the cycle still holds the slot
+    gc.disable()  # an automatic collection could free the cycle before the check below
+    try:
+        holder = Holder()
+        holder.me = holder  # type: ignore[attr-defined]
+        holder.permit = half_open.acquire()  # type: ignore[attr-defined]
+        del holder
+        with pytest.raises(CircuitBreakerOpenError):
+            half_open.acquire()  # the cycle still holds the slot
+    finally:
+        gc.enable()
     gc.collect()
     half_open.call(lambda: None)
     assert half_open.state is CircuitState.CLOSED
