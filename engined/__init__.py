@@ -19,6 +19,7 @@ from engined.core.circuit_breaker import (
 from engined.core.fallback import fallback
 from engined.core.health import (
     ComponentHealth,
+    ComponentStats,
     ComponentType,
     HealState,
     HealthCheckConfig,
@@ -29,7 +30,7 @@ from engined.core.health import (
     SystemHealth,
     breaker_health_check,
 )
-from engined.core.retry import Backoff, RetryBudget, retry
+from engined.core.retry import Backoff, RetryBudget, RetryStats, retry, retry_stats
 from engined.core.timeout import CallTimeoutError, timeout
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "CircuitState",
     "Clock",
     "ComponentHealth",
+    "ComponentStats",
     "ComponentType",
     "HealState",
     "HealthCheckConfig",
@@ -53,6 +55,7 @@ __all__ = [
     "HealthStatus",
     "Permit",
     "RetryBudget",
+    "RetryStats",
     "SYSTEM_CLOCK",
     "StateChange",
     "SystemClock",
@@ -64,6 +67,7 @@ __all__ = [
     "default_registry",
     "fallback",
     "retry",
+    "retry_stats",
     "timeout",
 ]
 

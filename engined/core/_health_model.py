@@ -14,6 +14,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engined.core._health_stats import NO_STATS, ComponentStats
+
 __all__ = [
     "ComponentHealth",
     "ComponentType",
@@ -324,6 +326,9 @@ class ComponentHealth:
         heal_attempts: Heals tried since the last reset.
         heal_state: Where healing stands.
         last_heal_error: The type name of the last heal's failure, or ``None``.
+        has_heal: Whether a heal is registered for it.
+        stats: Checks by result and heal attempts by outcome since registration; they
+            never go down, so metrics export them as counters.
     """
 
     name: str
@@ -337,6 +342,8 @@ class ComponentHealth:
     heal_attempts: int
     heal_state: HealState
     last_heal_error: str | None
+    has_heal: bool = False
+    stats: ComponentStats = NO_STATS
 
 
 @dataclass(frozen=True, slots=True)

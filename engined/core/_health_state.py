@@ -30,6 +30,7 @@ from engined.core._health_model import (
     HealthCheckResult,
     HealthStatus,
 )
+from engined.core._health_stats import StatsTally
 
 __all__ = ["ComponentState"]
 
@@ -56,6 +57,7 @@ class ComponentState:
         "name",
         "next_heal_at",
         "status",
+        "tally",
     )
 
     def __init__(
@@ -81,6 +83,7 @@ class ComponentState:
         self.next_heal_at = -math.inf  # attempt 1 is due at once, whatever the clock reads
         self.healthy_since: float | None = None
         self.last_heal_error: str | None = None
+        self.tally = StatsTally()  # cumulative: checks by result, heals by outcome
 
     @property
     def has_heal(self) -> bool:
@@ -96,6 +99,7 @@ class ComponentState:
         """Apply one check result; return the previous status if the effective one changed."""
         self._view = None
         self.check_count += 1
+        self.tally.count_check(result.status)
         self.last_result = result
         previous = self.status
         if result.status.passing:
@@ -144,6 +148,7 @@ class ComponentState:
         self._view = None
         self.healing = False
         self.last_heal_error = error
+        self.tally.count_heal(error)
         if self.heal_attempts:  # zero: re-armed while it ran, so the next one is due at once
             self.next_heal_at = now + self.config.heal_delay(self.heal_attempts)
 
@@ -201,5 +206,7 @@ class ComponentState:
             heal_attempts=self.heal_attempts,
             heal_state=heal_state,
             last_heal_error=self.last_heal_error,
+            has_heal=self._has_heal,
+            stats=self.tally.snapshot(),
         )
         return view

@@ -19,9 +19,11 @@ from engined.core._health_model import (
     SystemHealth,
     aggregate,
 )
+from engined.core._health_stats import ComponentStats
 
 __all__ = [
     "ComponentHealth",
+    "ComponentStats",
     "ComponentType",
     "HealState",
     "HealthCheckConfig",

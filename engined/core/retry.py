@@ -8,6 +8,11 @@ retry storms: while a dependency keeps failing, the budget runs dry and calls fa
 Everything one call needs (attempt number, start time) lives in that call's frame, so
 concurrent calls never share retry state (tenacity#701). Cancellation, interpreter exits
 and :class:`~engined.CircuitBreakerOpenError` are never retried.
+
+A retry given a ``name`` counts its attempts in lock-free counters shared by that name
+(:func:`retry_stats`), which the metrics read at scrape time. An unnamed one has no
+counters: its attempts call the function directly, and only the path after a failure
+tests that it has none.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from engined.core._callables import (
     refuse_unguardable,
     returns_awaitable,
 )
+from engined.core._retry_stats import RetryCounters, RetryStats, counters_for, retry_stats
 
-__all__ = ["Backoff", "RetryBudget", "retry"]
+__all__ = ["Backoff", "RetryBudget", "RetryStats", "retry", "retry_stats"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,6 +138,7 @@ class _Policy:
     budget: RetryBudget | None
     clock: Clock
     rng: random.Random
+    counters: RetryCounters | None
 
     def delay_or_give_up(self, exc: Exception, attempt: int, start: float) -> float | None:
         """Return the delay before the next attempt, or ``None`` (noting why on ``exc``)."""
@@ -166,6 +173,7 @@ def retry(
     budget: RetryBudget | None = None,
     clock: Clock = SYSTEM_CLOCK,
     rng: random.Random | None = None,
+    name: str | None = None,
 ) -> Callable[[F], F]:
     """Retry a sync or async function when it raises an exception that ``on`` matches.
 
@@ -178,6 +186,10 @@ def retry(
         budget: A shared :class:`RetryBudget`.
         clock: Time source for sleeping and the deadline.
         rng: Random source for jitter; tests pass a seeded ``random.Random``.
+        name: Names this retry in :func:`retry_stats` and the
+            ``engined_retry_attempts_total{name}`` metric. Functions decorated with the
+            same name share its counters. ``None`` (the default) counts nothing and costs
+            nothing.
 
     Returns:
         A decorator. After the last attempt the last exception propagates unchanged,
@@ -196,6 +208,7 @@ def retry(
         budget=None if budget is None else _check_instance("budget", budget, RetryBudget),
         clock=check.check_clock("clock", clock),
         rng=_RNG if rng is None else _check_instance("rng", rng, random.Random),
+        counters=None if name is None else counters_for(check.check_name("name", name)),
     )
 
     def decorate(fn: F) -> F:
@@ -215,8 +228,28 @@ def _check_instance(param: str, value: object, kind: type[Any]) -> Any:
     return value
 
 
+def _counting(fn: Callable[..., Any], counters: RetryCounters | None) -> Callable[..., Any]:
+    """``fn``, or for a named retry ``fn`` behind a lock-free count of each attempt.
+
+    The count wraps the attempt, not the whole call, so an unnamed retry's call path is
+    untouched. For an async function the wrapper hands back the coroutine unawaited (the
+    retry loop awaits it), so it adds no coroutine of its own.
+    """
+    if counters is None:
+        return fn
+    tick = counters.attempt
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        tick()
+        return fn(*args, **kwargs)
+
+    return counted
+
+
 def _retry_sync(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
     budget, timed, monotonic = policy.budget, policy.deadline is not None, policy.clock.monotonic
+    attempt_fn = _counting(fn, policy.counters)
+    retried = None if policy.counters is None else policy.counters.retried
 
     @functools.wraps(fn)
     def retrying(*args: Any, **kwargs: Any) -> Any:
@@ -224,12 +257,14 @@ def _retry_sync(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
         attempt = 1
         while True:
             try:
-                result = fn(*args, **kwargs)
+                result = attempt_fn(*args, **kwargs)
             except Exception as exc:
                 delay = policy.delay_or_give_up(exc, attempt, start)
                 if delay is None:
                     raise
                 policy.clock.sleep(delay)
+                if retried is not None:
+                    retried()
                 attempt += 1
                 continue
             if type(result) not in PLAIN_RESULTS and returns_awaitable(result):
@@ -243,6 +278,8 @@ def _retry_sync(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
 
 def _retry_async(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
     budget, timed, monotonic = policy.budget, policy.deadline is not None, policy.clock.monotonic
+    attempt_fn = _counting(fn, policy.counters)
+    retried = None if policy.counters is None else policy.counters.retried
 
     @functools.wraps(fn)
     async def retrying(*args: Any, **kwargs: Any) -> Any:
@@ -250,12 +287,14 @@ def _retry_async(fn: Callable[..., Any], policy: _Policy) -> Callable[..., Any]:
         attempt = 1
         while True:
             try:
-                result = await fn(*args, **kwargs)
+                result = await attempt_fn(*args, **kwargs)
             except Exception as exc:
                 delay = policy.delay_or_give_up(exc, attempt, start)
                 if delay is None:
                     raise
                 await policy.clock.sleep_async(delay)
+                if retried is not None:
+                    retried()
                 attempt += 1
                 continue
             if budget is not None:

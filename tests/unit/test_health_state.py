@@ -23,6 +23,7 @@ from engined.core._health_model import (
     HealthStatus,
 )
 from engined.core._health_state import ComponentState
+from engined.core._health_stats import ComponentStats
 
 S = HealthStatus
 H = HealState
@@ -612,6 +613,8 @@ def test_snapshot_fields_equal_the_state(critical: bool, parent_unhealthy: bool)
         heal_attempts=1,
         heal_state=H.SUPPRESSED if parent_unhealthy else H.BACKOFF,
         last_heal_error="TimeoutError",
+        has_heal=True,
+        stats=ComponentStats(checks_healthy=1, checks_unhealthy=3, heals_failed=1),
     )
     _feed(state, "PP", start=10.0)
     assert snap.status is S.UNHEALTHY  # a snapshot does not move with the state
