@@ -70,10 +70,12 @@ async def _pid_from(path: Path) -> int:
 
 @pytest.fixture
 def killer() -> Iterator[list[int]]:
-    """Pids a test started; any still alive at the end is killed (SIGKILL) by pid."""
+    """Pids a test started; whatever still runs of them or their groups is killed at the end."""
     pids: list[int] = []
     yield pids
     for pid in pids:
+        for member in _group_running(pid):  # a command leads its group: pgid == its pid
+            os.kill(member, signal.SIGKILL)
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
 
