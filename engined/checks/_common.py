@@ -205,8 +205,16 @@ async def connect(
     raise ConnectError(describe_os_error(first)) from None
 
 
-async def close_quietly(writer: asyncio.StreamWriter) -> None:
-    """Close a stream and wait for it; a peer that already reset it is no failure of ours."""
-    writer.close()
+async def close_quietly(writer: asyncio.StreamWriter, *, abort: bool = False) -> None:
+    """Close a stream and wait for it; a peer that already reset it is no failure of ours.
+
+    With ``abort`` the connection is dropped at once (unread data discarded, no TLS
+    close_notify): a graceful TLS shutdown waits up to 30 s for a peer that may still be
+    sending a body nobody reads, or may hang, which a cancelled check must not do.
+    """
+    if abort:
+        writer.transport.abort()
+    else:
+        writer.close()
     with contextlib.suppress(OSError):  # ssl.SSLError included
         await writer.wait_closed()

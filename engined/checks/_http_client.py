@@ -293,4 +293,4 @@ async def open_response(url: Url, ssl_context: ssl.SSLContext | None) -> AsyncIt
             raise HttpError(describe_os_error(exc)) from None
         yield Response(_Reader(stream), status, headers)
     finally:
-        await close_quietly(writer)
+        await close_quietly(writer, abort=True)

@@ -34,6 +34,7 @@ class Web:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     handlers: set[asyncio.Task[None]] = field(default_factory=set)
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)  # a client left /hang
 
     @property
     def base(self) -> str:
@@ -57,7 +58,7 @@ class Web:
                 if name:
                     headers[name.lower()] = value.strip()
             self.requests.append((target, headers))
-            await self.route(target, headers, writer)
+            await self.route(target, headers, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -66,7 +67,11 @@ class Web:
                 await writer.wait_closed()
 
     async def route(
-        self, target: str, headers: dict[str, str], writer: asyncio.StreamWriter
+        self,
+        target: str,
+        headers: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         other = f"http://localhost:{self.port}"  # same server, another host name
         redirects = {
@@ -98,8 +103,10 @@ class Web:
                 writer.write(b"needle")
             await writer.drain()
             await self.release.wait()  # the body never ends
-        elif target == "/hang":
-            await self.release.wait()
+        elif target == "/hang":  # answers nothing; notices when the client goes away
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+            self.hung_up.set()
         else:
             await _send(writer, 404, b"")
 
@@ -265,6 +272,8 @@ async def test_a_server_that_hangs_times_out_in_the_manager(web: Web) -> None:
     assert health.status is HealthStatus.UNHEALTHY
     assert health.last_result is not None
     assert health.last_result.error == "timeout"
+    async with asyncio.timeout(2):
+        await web.hung_up.wait()  # the cancelled check dropped its connection at once
 
 
 async def test_a_server_that_is_not_http_is_unhealthy() -> None:
@@ -328,6 +337,35 @@ async def test_https_with_a_trusted_certificate_is_healthy(
     monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
     async with _serving(_server_context(pki)) as served:
         result = await HttpCheck(f"https://127.0.0.1:{served.port}/ok", body_contains="good")()
+    assert result.status is HealthStatus.HEALTHY
+
+
+async def test_a_cancelled_https_check_drops_its_connection_at_once(
+    pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut by the manager's timeout, an https check lets go of its connection at once."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
+    async with _serving(_server_context(pki)) as served:
+        manager = HealthCheckManager()
+        manager.register("api", HttpCheck(f"https://127.0.0.1:{served.port}/hang"), timeout=0.3)
+        health = await manager.run_check("api")
+        assert health.last_result is not None
+        assert health.last_result.error == "timeout"
+        async with asyncio.timeout(2):
+            await served.hung_up.wait()
+
+
+async def test_https_stops_reading_an_endless_body_without_waiting_for_its_end(
+    pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text found early in an endless https body: the check returns without its end."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
+    async with _serving(_server_context(pki)) as served:
+        check = HttpCheck(
+            f"https://127.0.0.1:{served.port}/needle-then-hang", body_contains="needle"
+        )
+        async with asyncio.timeout(5):
+            result = await check()
     assert result.status is HealthStatus.HEALTHY
 
 
