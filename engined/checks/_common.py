@@ -129,7 +129,13 @@ def parse_host_port(param: str, value: object) -> tuple[str, int]:
         if not colon or not host or ":" in host:
             msg = f"{shape}, got {value!r}"
             raise ValueError(msg)
-        if any(char.isspace() or char in "/@?#" for char in host):
+        try:
+            host.encode("idna")  # what resolving it does; empty or overlong labels fail
+        except UnicodeError:
+            bad = True
+        else:
+            bad = any(char.isspace() or char in "/@?#" for char in host)
+        if bad:
             msg = f"{param}: {host!r} is not a host name or address"
             raise ValueError(msg)
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -185,6 +191,9 @@ async def connect(
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ConnectError(describe_os_error(exc)) from None
+    except UnicodeError:  # a name IDNA cannot encode (an empty label, one too long)
+        msg = "cannot resolve host"
+        raise ConnectError(msg) from None
     if not infos:
         msg = "cannot resolve host"
         raise ConnectError(msg)

@@ -63,6 +63,8 @@ def test_type_maps_name_each_config_type() -> None:
         ("[db]:5432", ValueError, "not an IPv6 address"),
         ("[::1]5432", ValueError, "target must be 'host:port'"),
         ("user@db:5432", ValueError, "not a host name"),
+        ("db..internal:5432", ValueError, "not a host name"),
+        ("x" * 64 + ".internal:5432", ValueError, "not a host name"),
     ],
 )
 def test_tcp_refuses_a_bad_target(target: object, error: type[Exception], words: str) -> None:
