@@ -1,0 +1,150 @@
+"""From a validated config to what the manager registers: the built-in checks and heals.
+
+Everything is built before anything is registered, and building is where the last
+errors can show (a ``python`` target that does not import, a value a check's constructor
+refuses): :func:`build` turns those into a :class:`ConfigError` naming the check, so
+``check-config``, ``serve`` and a SIGHUP reload all refuse such a config whole.
+
+``python`` targets are imported with the config file's directory first on ``sys.path``,
+so a module next to the config can be named without installing it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engined import HealthCheckConfig, HealthCheckManager
+from engined.checks import (
+    CommandCheck,
+    CommandHeal,
+    GrpcCheck,
+    HttpCheck,
+    PythonCheck,
+    PythonHeal,
+    TcpCheck,
+)
+from engined.daemon._config import (
+    CommandCheckSpec,
+    CommandHealSpec,
+    DaemonConfig,
+    GrpcCheckSpec,
+    HttpCheckSpec,
+    PythonCheckSpec,
+    PythonHealSpec,
+    TcpCheckSpec,
+)
+from engined.daemon._config_errors import ConfigError, find_line
+
+__all__ = ["AnyCheck", "Registration", "build", "register"]
+
+AnyCheck = TcpCheckSpec | HttpCheckSpec | GrpcCheckSpec | CommandCheckSpec | PythonCheckSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One component as the manager takes it, and the spec it was built from.
+
+    Attributes:
+        spec: The ``[[checks]]`` entry (compared on reload: unchanged means kept).
+        check: The check callable.
+        heal: The heal callable, or ``None``.
+        settings: The HealthCheckConfig of the entry.
+    """
+
+    spec: AnyCheck
+    check: Any
+    heal: Any
+    settings: HealthCheckConfig
+
+    @property
+    def name(self) -> str:
+        """The component's name."""
+        return self.spec.name
+
+
+def _check(spec: AnyCheck) -> Any:
+    name, kind = spec.name, spec.component_type
+    if isinstance(spec, TcpCheckSpec):
+        return TcpCheck(spec.target, name=name, component_type=kind)
+    if isinstance(spec, HttpCheckSpec):
+        return HttpCheck(
+            spec.target,
+            expect_status=spec.expect_status,
+            body_contains=spec.body_contains,
+            name=name,
+            component_type=kind,
+        )
+    if isinstance(spec, GrpcCheckSpec):
+        return GrpcCheck(
+            spec.target, service=spec.service, tls=spec.tls, name=name, component_type=kind
+        )
+    if isinstance(spec, CommandCheckSpec):
+        cwd = None if spec.cwd is None else str(spec.cwd)
+        return CommandCheck(spec.command, cwd=cwd, env=spec.env, name=name, component_type=kind)
+    return PythonCheck(spec.target, name=name, component_type=kind)
+
+
+def _heal(spec: CommandHealSpec | PythonHealSpec) -> Any:
+    if isinstance(spec, CommandHealSpec):
+        cwd = None if spec.cwd is None else str(spec.cwd)
+        return CommandHeal(spec.command, cwd=cwd, env=spec.env)
+    return PythonHeal(spec.target)
+
+
+def _failed(exc: Exception, loc: Sequence[int | str], file: Path | None, text: str) -> ConfigError:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return ConfigError(file, path, str(exc).splitlines()[0], find_line(text, loc))
+
+
+def build(
+    config: DaemonConfig, *, file: Path | None = None, text: str = ""
+) -> dict[str, Registration]:
+    """Build every check and heal of ``config``, by name, in file order.
+
+    Args:
+        config: A validated config (paths resolved).
+        file: The config file, for messages and the ``python`` import path.
+        text: The config's text, to find the line of a refused check.
+
+    Raises:
+        ConfigError: A check or heal cannot be built (e.g. a ``python`` target does not
+            import); the message names ``checks[i]`` and the key.
+    """
+    if file is not None and any(
+        isinstance(spec, PythonCheckSpec) or isinstance(spec.heal, PythonHealSpec)
+        for spec in config.checks
+    ):
+        directory = str(file.parent.absolute())
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    built: dict[str, Registration] = {}
+    for index, spec in enumerate(config.checks):
+        key = "target" if isinstance(spec, PythonCheckSpec) else "type"
+        try:
+            check = _check(spec)
+        except (TypeError, ValueError) as exc:
+            raise _failed(exc, ("checks", index, key), file, text) from None
+        heal = None
+        if spec.heal is not None:
+            try:
+                heal = _heal(spec.heal)
+            except (TypeError, ValueError) as exc:
+                raise _failed(exc, ("checks", index, "heal"), file, text) from None
+        built[spec.name] = Registration(spec, check, heal, spec.settings())
+    return built
+
+
+def register(manager: HealthCheckManager, registrations: Mapping[str, Registration]) -> None:
+    """Register each of ``registrations`` with ``manager``."""
+    for item in registrations.values():
+        manager.register(
+            item.name,
+            item.check,
+            component_type=item.spec.component_type,
+            config=item.settings,
+            heal=item.heal,
+        )
