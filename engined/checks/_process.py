@@ -8,7 +8,8 @@ group of its own that its children join. Whenever the run ends, the group is kil
   is done;
 * cancelled (the manager's timeout, a shutdown): the group gets SIGTERM, the command
   :data:`TERM_GRACE` seconds to exit, then the group gets SIGKILL. If the wait itself is
-  cancelled, SIGKILL is sent at once.
+  cancelled, SIGKILL is sent at once; if the call is cancelled while the command is
+  still being started, the group gets SIGKILL as soon as it is.
 
 The command is reaped by asyncio's child watcher in every case, so no zombie of ours is
 left. A process that left the group (``setsid``, a daemonizing double fork) is out of
@@ -184,6 +185,15 @@ def kill_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
+def _kill_abandoned(spawn: asyncio.Task[tuple[asyncio.SubprocessTransport, _Capture]]) -> None:
+    """Kill the group of a command whose caller was cancelled while it was being started."""
+    if spawn.cancelled() or spawn.exception() is not None:
+        return  # never started, or asyncio's own clean-up already killed it
+    transport, _ = spawn.result()
+    kill_group(transport.get_pid(), signal.SIGKILL)
+    transport.close()
+
+
 async def run_command(
     argv: Sequence[str],
     *,
@@ -202,16 +212,25 @@ async def run_command(
         OSError: Starting it failed otherwise.
     """
     loop = asyncio.get_running_loop()
-    transport, capture = await loop.subprocess_exec(
-        lambda: _Capture(max_output),
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env={**os.environ, **env} if env else None,
-        start_new_session=True,
+    spawn = loop.create_task(
+        loop.subprocess_exec(
+            lambda: _Capture(max_output),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+            start_new_session=True,
+        )
     )
+    try:
+        # Shielded: the process runs (and may fork) before its pipes are connected; if
+        # asyncio's spawn were cancelled then, it would kill the command's pid only.
+        transport, capture = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        spawn.add_done_callback(_kill_abandoned)
+        raise
     pgid = transport.get_pid()  # a session leader's process group id is its pid
     killed = False
     try:

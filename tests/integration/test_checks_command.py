@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rpc_server_support import eventually
@@ -47,6 +48,23 @@ def _group_running(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             alive.append(int(entry.name))
     return alive
+
+
+async def _until_group_gone(pgid: int, within: float = 5.0) -> None:
+    """Wait until no process of group ``pgid`` runs; fail listing the ones that still do."""
+    try:
+        await eventually(lambda: not _group_running(pgid), within=within)
+    except AssertionError:
+        survivors = {pid: _cmdline(pid) for pid in _group_running(pgid)}
+        raise AssertionError(f"still running in process group {pgid}: {survivors}") from None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip() + f" [{_state(pid)}]"
 
 
 def _gone(pid: int) -> bool:
@@ -184,7 +202,7 @@ async def test_the_manager_timeout_kills_the_whole_process_group(
     assert health.status is HealthStatus.UNHEALTHY
     assert health.last_result is not None
     assert health.last_result.error == "timeout"
-    await eventually(lambda: not _group_running(child), within=TERM_GRACE + 4)
+    await _until_group_gone(child, within=TERM_GRACE + 4)
     await eventually(lambda: _state(child) is None)  # reaped: no zombie of ours
     assert _gone(grandchild)
 
@@ -204,8 +222,39 @@ async def test_a_command_ignoring_sigterm_is_killed_after_the_grace(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task  # returns once SIGKILL was sent, after the grace
-    await eventually(lambda: not _group_running(child))
+    await _until_group_gone(child)
     await eventually(lambda: _state(child) is None)
+    assert _gone(grandchild)
+
+
+async def test_a_call_cancelled_while_the_command_starts_still_kills_its_group(
+    tmp_path: Path, killer: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled before the output pipe is connected, the command's whole group still dies.
+
+    The pipe connection is held back by a gate, so the command runs (and forks) while
+    asyncio is still starting it: the window where asyncio's own clean-up would kill the
+    command's pid only and leave its children running.
+    """
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Event()
+    connect = loop.connect_read_pipe
+
+    async def held_back(*args: Any, **kwargs: Any) -> Any:
+        await gate.wait()
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "connect_read_pipe", held_back)
+    script = f"echo $$ > {tmp_path}/child.pid; sleep 60 & echo $! > {tmp_path}/gc.pid; wait"
+    task = asyncio.create_task(CommandCheck(["sh", "-c", script])())
+    child = await _pid_from(tmp_path / "child.pid")
+    grandchild = await _pid_from(tmp_path / "gc.pid")
+    killer.extend([child, grandchild])
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.set()
+    await _until_group_gone(child)
     assert _gone(grandchild)
 
 
