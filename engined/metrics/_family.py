@@ -135,7 +135,7 @@ class Family(Metric):
         prefix = ""
         ends: dict[tuple[str, ...], tuple[str, ...]] = {}  # escaped `last"} ` per lasts tuple
         bodies: dict[tuple[tuple[str, ...], tuple[float, ...]], list[str]] = {}
-        texts: dict[float, str] = {}  # counts and one-hot values repeat: format each once
+        texts: dict[int, str] = {}  # counts and one-hot values repeat: format each once
         for lead, lasts, values in self._rows:
             if lead is not previous:
                 size = len(lead)
@@ -158,6 +158,9 @@ class Family(Metric):
                     closing = ends[lasts] = tuple([f'{escape(last)}"}} ' for last in lasts])
                 body = []
                 for end, value in zip(closing, values, strict=True):
+                    if type(value) is not int:  # floats seldom repeat (and -0.0 == 0)
+                        body.append(end + _value_text(value) + "\n")
+                        continue
                     text = texts.get(value)
                     if text is None:
                         text = texts[value] = _value_text(value) + "\n"

@@ -7,13 +7,15 @@ started once and handled once, with its final status and whole duration.
 ``await continuation(...)`` returns a call that has not finished; its end is taken from a
 done-callback (its status is ready then), or from the response stream when the caller
 reads it: a reader sees the final status, after any retry the stream made. A stream's
-done-callback defers to a reader that is waiting on it, so a retried stream is counted
-once, with the status the caller got. Not read, a stream is counted when its call ends.
+done-callback defers to its reader (see :class:`~engined.metrics._grpc_families.Outcome`),
+so a retried stream is counted once, with the status the caller got; a failed stream
+nobody reads is counted when the caller drops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -63,13 +65,13 @@ async def _finish_later(call: Any, outcome: Outcome) -> None:
         code = await call.code()
     except asyncio.CancelledError:
         code = _CANCELLED
-    outcome.finish(code)
+    outcome.call_done(code)
 
 
 def _finish(call: Any, outcome: Outcome) -> None:
     code = _finished_code(call)
     if code is not None:
-        outcome.finish(code)
+        outcome.call_done(code)
         return
     task = asyncio.ensure_future(_finish_later(call, outcome))
     _PENDING.add(task)
@@ -79,6 +81,13 @@ def _finish(call: Any, outcome: Outcome) -> None:
 def _on_done(outcome: Outcome, call: Any) -> None:
     if not outcome.reading:  # a reader waiting on the stream records what it sees
         _finish(call, outcome)
+
+
+def _stream(call: Any, outcome: Outcome, received: Callable[[], None]) -> AsyncIterator[Any]:
+    """The responses handed to the caller; collected unread, they settle a pending status."""
+    responses = _responses(call, outcome, received)
+    weakref.finalize(responses, outcome.dropped).atexit = False
+    return responses
 
 
 def _watch(call: Any, outcome: Outcome) -> None:
@@ -127,6 +136,7 @@ async def _responses(
             raise
         finally:
             outcome.reading = False
+        outcome.delivered = True
         received()
         yield message
 
@@ -171,11 +181,11 @@ class _UnaryStream(_Base, grpc.aio.UnaryStreamClientInterceptor):
     ) -> Any:
         """Count the call and its request; hand back its responses, counted as read."""
         method = self._method(client_call_details, "server_stream")
-        outcome = Outcome(method, self._families.clock)
+        outcome = Outcome(method, self._families.clock, stream=True)
         method.sent()
         call = await _start(continuation, client_call_details, request, outcome)
         _watch(call, outcome)
-        return _responses(call, outcome, method.received)
+        return _stream(call, outcome, method.received)
 
 
 class _StreamStream(_Base, grpc.aio.StreamStreamClientInterceptor):
@@ -184,8 +194,8 @@ class _StreamStream(_Base, grpc.aio.StreamStreamClientInterceptor):
     ) -> Any:
         """Count the call and each request sent; hand back its responses, counted as read."""
         method = self._method(client_call_details, "bidi_stream")
-        outcome = Outcome(method, self._families.clock)
+        outcome = Outcome(method, self._families.clock, stream=True)
         requests = counted_requests(request_iterator, method.sent)
         call = await _start(continuation, client_call_details, requests, outcome)
         _watch(call, outcome)
-        return _responses(call, outcome, method.received)
+        return _stream(call, outcome, method.received)

@@ -5,13 +5,16 @@ that may already carry ``engined.rpc``'s interceptor), it sees each logical call
 grpc's sync continuations return the finished call (or the error itself, grpc/grpc#25207)
 or, for ``future()``, a running one: either way its end comes through
 ``add_done_callback``, which grpc runs at once for a finished call. A response stream is
-handed back wrapped so that the messages are counted as the caller reads them, and its
-end is taken from the reader when one is waiting on it (the status the caller gets, after
-any retry), else from the call's done-callback.
+handed back wrapped so that the messages are counted as the caller reads them; its end is
+taken from the reader (the status the caller gets, after any retry), and from the call's
+done-callback only where no retry can follow (see
+:class:`~engined.metrics._grpc_families.Outcome`); a failed stream nobody reads is counted
+when the caller drops it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +44,7 @@ def _code(call: Any) -> grpc.StatusCode:
 
 
 def _on_done(outcome: Outcome, call: Any) -> None:
-    if not outcome.reading:  # a reader waiting on the stream records what it sees
-        outcome.finish(_CANCELLED if call.cancelled() else _code(call))
+    outcome.call_done(_CANCELLED if call.cancelled() else _code(call))
 
 
 def _start(continuation: Continuation, details: Any, request: Any, outcome: Outcome) -> Any:
@@ -93,7 +95,7 @@ class MetricsClientInterceptor(
     ) -> Any:
         """Count the call and its request; hand back its responses, counted as read."""
         method = self._families.method(client_call_details.method, "server_stream")
-        outcome = Outcome(method, self._families.clock)
+        outcome = Outcome(method, self._families.clock, stream=True)
         method.sent()
         call = _start(continuation, client_call_details, request, outcome)
         return CountedStream(call, outcome, method.received)
@@ -103,7 +105,7 @@ class MetricsClientInterceptor(
     ) -> Any:
         """Count the call and each request sent; hand back its responses, counted as read."""
         method = self._families.method(client_call_details.method, "bidi_stream")
-        outcome = Outcome(method, self._families.clock)
+        outcome = Outcome(method, self._families.clock, stream=True)
         requests = counted_requests(request_iterator, method.sent)
         call = _start(continuation, client_call_details, requests, outcome)
         return CountedStream(call, outcome, method.received)
@@ -119,6 +121,7 @@ class CountedStream(grpc.Call, _Future, Iterator[Any]):
         self._call = call
         self._outcome = outcome
         self._received = received
+        weakref.finalize(self, outcome.dropped).atexit = False  # settles a pending status
 
     def __iter__(self) -> CountedStream:
         return self
@@ -139,6 +142,7 @@ class CountedStream(grpc.Call, _Future, Iterator[Any]):
             raise
         finally:
             outcome.reading = False
+        outcome.delivered = True
         self._received()
         return message
 

@@ -27,6 +27,7 @@ from engined._clock import Clock
 
 __all__ = [
     "BUCKETS",
+    "DEADLINE_SLACK",
     "GrpcFamilies",
     "GrpcType",
     "MethodMetrics",
@@ -58,6 +59,9 @@ BUCKETS: Final = (
     10.0,
 )
 """Handling-time buckets in seconds: a loopback call takes ~0.5 ms, under Go's first bucket."""
+
+DEADLINE_SLACK: Final = 0.05
+"""Seconds before its deadline within which a cancelled server call counts as timed out."""
 
 _GO_NAMES: Final = {
     grpc.StatusCode.OK: "OK",
@@ -99,12 +103,16 @@ def cancelled_code(context: Any) -> grpc.StatusCode:
     """Why a call was cut short on the server: its deadline passed, or it was cancelled.
 
     grpc cancels the handler either way; a deadline that has run out tells them apart.
+    The caller's copy of the deadline runs out first (the server's started when the
+    request arrived) and its cancellation can arrive just before the server's own timer
+    fires, so a call cut short within :data:`DEADLINE_SLACK` of its deadline counts as
+    DEADLINE_EXCEEDED.
     """
     try:
         remaining = context.time_remaining()
     except Exception:  # a context that cannot tell: it is a cancellation all the same
         return grpc.StatusCode.CANCELLED
-    if remaining is not None and remaining <= 0:
+    if remaining is not None and remaining <= DEADLINE_SLACK:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.CANCELLED
 
@@ -220,24 +228,51 @@ class Outcome:
     ``_first`` is ``itertools.count().__next__``: a single C call, atomic under the GIL,
     that returns 0 only once, so two threads racing to finish a call count it once.
 
+    A response stream has three witnesses of its end. Its reader is authoritative: it
+    sees the status the caller gets, after any retry ``engined.rpc`` made before the first
+    message. The call's done-callback is final for OK, CANCELLED, a call whose reader is
+    waiting on it, or one that already delivered a message (no retry can follow); any
+    other status is kept *pending*, since a reader may yet come and retry. The stream
+    object being collected settles a pending status, so a stream nobody reads is counted
+    with the status it ended with.
+
     Args:
         method: The method's children; its ``started`` is counted here.
         clock: Times the call, from now to :meth:`finish`.
         on_ok: Called once if the call ends OK: the unary message of an arity whose
             one message is only known to have passed once the call succeeded.
+        stream: The response is a stream (its status may be deferred, see above).
     """
 
-    __slots__ = ("_first", "_method", "_monotonic", "_on_ok", "_start", "reading")
+    __slots__ = (
+        "_first",
+        "_method",
+        "_monotonic",
+        "_on_ok",
+        "_start",
+        "_stream",
+        "delivered",
+        "pending",
+        "reading",
+    )
 
     def __init__(
-        self, method: MethodMetrics, clock: Clock, *, on_ok: Callable[[], None] | None = None
+        self,
+        method: MethodMetrics,
+        clock: Clock,
+        *,
+        on_ok: Callable[[], None] | None = None,
+        stream: bool = False,
     ) -> None:
         self._method = method
         self._monotonic = clock.monotonic
         self._start = clock.monotonic()
         self._first = itertools.count().__next__
         self._on_ok = on_ok
-        self.reading = False  # a response stream is being read: its reader will see the end
+        self._stream = stream
+        self.reading = False  # a reader waits on the stream now: it will see the end
+        self.delivered = False  # a message was read: the call can no longer be retried
+        self.pending: grpc.StatusCode | None = None
         method.started()
 
     def finish(self, code: grpc.StatusCode) -> None:
@@ -249,3 +284,23 @@ class Outcome:
         method.handled(code)
         if self._on_ok is not None and code is grpc.StatusCode.OK:
             self._on_ok()
+
+    def call_done(self, code: grpc.StatusCode) -> None:
+        """The call ended with ``code`` (its done-callback): finish, or keep it pending."""
+        if self.reading:
+            return  # the reader sees this end, or the retry that follows it
+        if (
+            not self._stream
+            or self.delivered
+            or code is grpc.StatusCode.OK
+            or code is grpc.StatusCode.CANCELLED
+        ):
+            self.finish(code)
+        else:
+            self.pending = code
+
+    def dropped(self) -> None:
+        """The response stream was collected: a pending status is final now."""
+        pending = self.pending
+        if pending is not None:
+            self.finish(pending)

@@ -17,13 +17,23 @@ Tick = Callable[[], None]
 
 
 class _CountedSequence(Sequence[Any]):
-    """A sequence whose iteration counts each message it hands out."""
+    """A sequence whose iteration counts each message it hands out.
 
-    __slots__ = ("_items", "_tick")
+    It is also an iterator over one pass (``__next__``): sync grpc calls ``next()`` on the
+    request stream it is given, where ``engined.rpc`` calls ``iter()`` once per attempt.
+    """
+
+    __slots__ = ("_items", "_pass", "_tick")
 
     def __init__(self, items: Sequence[Any], tick: Tick) -> None:
         self._items = items
         self._tick = tick
+        self._pass: Iterator[Any] | None = None
+
+    def __next__(self) -> Any:
+        if self._pass is None:
+            self._pass = iter(self)
+        return next(self._pass)
 
     @overload
     def __getitem__(self, index: int) -> Any: ...
