@@ -35,18 +35,25 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 Row = tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]
 
 _SMALL_INTS: Final = {0: "0.0", 1: "1.0"}
+_INF: Final = float("inf")
 _BODY_CACHE: Final = 1024  # distinct (lasts, values) groups remembered per family and scrape
 _go_float = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus_client
 
 
 def _value_text(value: float) -> str:
-    """``floatToGoString(value)``, with the common small integers done without it."""
+    """``floatToGoString(value)``, with the common cases done without it.
+
+    floatToGoString is ``repr(float(value))`` except for NaN, the infinities and positive
+    values of 1e6 and more (Go switches to exponents sooner than Python).
+    """
     if type(value) is int:
         text = _SMALL_INTS.get(value)
         if text is not None:
             return text
-        if 0 <= value < 1_000_000:  # below Go's switch to exponents: repr(float) is "n.0"
+        if 0 <= value < 1_000_000:
             return f"{value}.0"
+    elif type(value) is float and -_INF < value < 1_000_000.0:  # NaN fails both tests
+        return repr(value)
     return _go_float(value)
 
 

@@ -56,9 +56,9 @@ def test_rows_render_exactly_as_generate_latest_writes_their_samples() -> None:
         st.tuples(
             st.text(min_size=1, max_size=12),
             st.one_of(
-                st.integers(min_value=0, max_value=10**12),
-                st.floats(allow_nan=False),
-                st.just(math.inf),
+                st.integers(min_value=-(10**20), max_value=10**20),
+                st.floats(),
+                st.sampled_from([0.0, -0.0, 1e6, 999999.5, math.inf, -math.inf, math.nan]),
             ),
         ),
         max_size=8,
@@ -66,14 +66,16 @@ def test_rows_render_exactly_as_generate_latest_writes_their_samples() -> None:
     )
 )
 def test_any_label_value_and_number_round_trips(rows: list[tuple[str, float]]) -> None:
-    """Quotes, backslashes, newlines, unicode and any float render as generate_latest does."""
+    """Quotes, backslashes, newlines, unicode and any number render as generate_latest does."""
     family = Family("z_value", "Values.", "gauge", ("name",))
     for name, value in rows:
         family.add((), name, value)
     fast = exposition(registry_of(Families(family)))
     assert fast == generate_latest(registry_of(Families(family)))
     parsed = [s for f in text_string_to_metric_families(fast.decode()) for s in f.samples]
-    assert [(s.labels["name"], s.value) for s in parsed] == [(n, float(v)) for n, v in rows]
+    assert [s.labels["name"] for s in parsed] == [name for name, _ in rows]
+    for sample, (_, value) in zip(parsed, rows, strict=True):
+        assert sample.value == float(value) or (math.isnan(sample.value) and math.isnan(value))
 
 
 def test_samples_are_built_only_when_asked_and_match_the_rows() -> None:

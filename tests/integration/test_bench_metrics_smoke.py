@@ -1,0 +1,44 @@
+"""Smoke test of the metrics scrape benchmark: its quick mode runs and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_metrics_benchmark_scrapes_the_full_size_and_reports(tmp_path: Path) -> None:
+    """bench_metrics.py --quick scrapes 1,000 breakers and components and writes every figure."""
+    out = tmp_path / "bench_metrics.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "bench_metrics.py"),
+            "--quick",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert (report["breakers"], report["components"]) == (1000, 1000)
+    assert report["samples"] > 25_000
+    for key in ("scrape", "collect_only", "generate_latest"):
+        figures = report[key]
+        assert 0 < figures["wall_ms_min"] <= figures["wall_ms_median"] <= figures["wall_ms_p90"]
+        assert figures["cpu_ms_median"] > 0
+    assert report["collect_only"]["wall_ms_min"] < report["scrape"]["wall_ms_median"]
+    assert report["status"] in {"PASS", "FAIL"}
+    assert "median scrape < 50 ms" in proc.stdout
