@@ -11,6 +11,9 @@ group of its own that its children join. Whenever the run ends, the group is kil
   cancelled, SIGKILL is sent at once; if the call is cancelled while the command is
   still being started, the group gets SIGKILL as soon as it is.
 
+Either way the call ends once the command was reaped (up to :data:`REAP_WAIT` seconds
+after SIGKILL), so nothing it started outlives it.
+
 The command is reaped by asyncio's child watcher in every case, so no zombie of ours is
 left. A process that left the group (``setsid``, a daemonizing double fork) is out of
 reach by design: the group is the boundary.
@@ -52,6 +55,9 @@ PIPE_GRACE: Final = 1.0
 Only a process that escaped the group can hold it open longer; then the output read so
 far is used.
 """
+
+REAP_WAIT: Final = 1.0
+"""Seconds to wait, after SIGKILL, for the command's exit to be reaped and recorded."""
 
 MAX_OUTPUT_LIMIT: Final = 1024 * 1024
 """The largest ``max_output`` accepted: output is kept in memory."""
@@ -189,9 +195,10 @@ def _kill_abandoned(spawn: asyncio.Task[tuple[asyncio.SubprocessTransport, _Capt
     """Kill the group of a command whose caller was cancelled while it was being started."""
     if spawn.cancelled() or spawn.exception() is not None:
         return  # never started, or asyncio's own clean-up already killed it
-    transport, _ = spawn.result()
+    transport, capture = spawn.result()
     kill_group(transport.get_pid(), signal.SIGKILL)
-    transport.close()
+    # Closed once its exit is recorded, so the process object knows it was reaped.
+    capture.exited.add_done_callback(lambda _: transport.close())
 
 
 async def run_command(
@@ -229,7 +236,10 @@ async def run_command(
         # asyncio's spawn were cancelled then, it would kill the command's pid only.
         transport, capture = await asyncio.shield(spawn)
     except asyncio.CancelledError:
-        spawn.add_done_callback(_kill_abandoned)
+        spawn.add_done_callback(_kill_abandoned)  # also if this wait is cut short
+        await asyncio.wait({spawn}, timeout=REAP_WAIT)
+        if spawn.done() and not spawn.cancelled() and spawn.exception() is None:
+            await asyncio.wait({spawn.result()[1].exited}, timeout=REAP_WAIT)
         raise
     pgid = transport.get_pid()  # a session leader's process group id is its pid
     killed = False
@@ -244,9 +254,15 @@ async def run_command(
             await asyncio.wait({capture.exited}, timeout=TERM_GRACE)
         raise
     finally:
-        if not killed:  # cancelled, maybe again during the grace: no more waiting
-            kill_group(pgid, signal.SIGKILL)
-        transport.close()
+        try:
+            if not killed:  # cancelled, maybe again during the grace: no more grace
+                kill_group(pgid, signal.SIGKILL)
+                # Reaped before the call ends: nothing of ours outlives it, and the
+                # transport learns the exit status (on a loop closed before that, the
+                # exit would go unrecorded and the process object would warn).
+                await asyncio.wait({capture.exited}, timeout=REAP_WAIT)
+        finally:
+            transport.close()
     returncode = transport.get_returncode()
     assert returncode is not None  # exited is only set once it is known
     text = bytes(capture.kept).decode("utf-8", errors="replace")

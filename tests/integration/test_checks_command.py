@@ -67,6 +67,10 @@ def _cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip() + f" [{_state(pid)}]"
 
 
+def _only_this_task_runs() -> bool:
+    return asyncio.all_tasks() <= {asyncio.current_task()}
+
+
 def _gone(pid: int) -> bool:
     return _state(pid) in (None, "Z")
 
@@ -205,6 +209,7 @@ async def test_the_manager_timeout_kills_the_whole_process_group(
     await _until_group_gone(child, within=TERM_GRACE + 4)
     await eventually(lambda: _state(child) is None)  # reaped: no zombie of ours
     assert _gone(grandchild)
+    await eventually(_only_this_task_runs)  # the cancelled check has finished cleaning up
 
 
 async def test_a_command_ignoring_sigterm_is_killed_after_the_grace(
@@ -238,24 +243,34 @@ async def test_a_call_cancelled_while_the_command_starts_still_kills_its_group(
     """
     loop = asyncio.get_running_loop()
     gate = asyncio.Event()
-    connect = loop.connect_read_pipe
+    connect, spawn = loop.connect_read_pipe, loop.subprocess_exec
+    transports: list[asyncio.SubprocessTransport] = []
 
     async def held_back(*args: Any, **kwargs: Any) -> Any:
         await gate.wait()
         return await connect(*args, **kwargs)
 
+    async def recorded(*args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await spawn(*args, **kwargs)
+        transports.append(transport)
+        return transport, protocol
+
     monkeypatch.setattr(loop, "connect_read_pipe", held_back)
+    monkeypatch.setattr(loop, "subprocess_exec", recorded)
     script = f"echo $$ > {tmp_path}/child.pid; sleep 60 & echo $! > {tmp_path}/gc.pid; wait"
     task = asyncio.create_task(CommandCheck(["sh", "-c", script])())
     child = await _pid_from(tmp_path / "child.pid")
     grandchild = await _pid_from(tmp_path / "gc.pid")
     killer.extend([child, grandchild])
-    task.cancel()
+    task.cancel()  # the start is still held at the gate
+    gate.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    gate.set()
+    assert _state(child) is None  # killed and reaped before the call ended
+    assert transports[0].get_returncode() == -signal.SIGKILL
     await _until_group_gone(child)
     assert _gone(grandchild)
+    await eventually(transports[0].is_closing)
 
 
 async def test_output_floods_do_not_block_the_command() -> None:
