@@ -8,7 +8,8 @@ A scrape is what a daemon does for ``GET /metrics``: ``engined.metrics.expositio
 ``metrics_registry`` (every breaker read through ``breaker.metrics``, one manager snapshot,
 the named retries, the gRPC families) rendered to bytes. Timed per scrape, wall and CPU,
 with the cyclic GC paused; prometheus_client's own ``generate_latest`` of the same registry
-is timed alongside for comparison. Target: the median scrape under 50 ms. See
+is timed alongside for comparison, and a fixed Python loop, since a shared VM's speed
+drifts by 2x from minute to minute. Target: the median scrape under 50 ms. See
 benchmarks/README.md ("Metrics scrape benchmark").
 """
 
@@ -122,23 +123,30 @@ def build_grpc() -> GrpcServerMetrics:
     return server
 
 
-def timed(fn: Callable[[], object], repeats: int) -> dict[str, Any]:
-    """Wall and CPU ms of ``repeats`` calls of ``fn``: GC paused, a gc.collect() before each."""
-    walls, cpus = [], []
+def timed(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Wall and CPU ms of each case, ``repeats`` times, interleaved: the cases of one round
+    share the machine's weather. GC paused; a gc.collect() before each call."""
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
     enabled = gc.isenabled()
     try:
         for _ in range(repeats):
-            gc.collect()
-            gc.disable()
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            cpus.append(1000 * (time.process_time() - cpu))
-            walls.append(1000 * (time.perf_counter() - wall))
-            if enabled:
-                gc.enable()
+            for name, fn in cases.items():
+                gc.collect()
+                gc.disable()
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                cpus[name].append(1000 * (time.process_time() - cpu))
+                walls[name].append(1000 * (time.perf_counter() - wall))
+                if enabled:
+                    gc.enable()
     finally:
         if enabled:
             gc.enable()
+    return {name: _summary(walls[name], cpus[name]) for name in cases}
+
+
+def _summary(walls: list[float], cpus: list[float]) -> dict[str, Any]:
     ordered = sorted(walls)
     return {
         "wall_ms_median": statistics.median(walls),
@@ -147,6 +155,14 @@ def timed(fn: Callable[[], object], repeats: int) -> dict[str, Any]:
         "cpu_ms_median": statistics.median(cpus),
         "wall_ms": walls,
     }
+
+
+def reference_loop() -> int:
+    """A fixed pure-Python loop: how fast this machine runs Python right now."""
+    total = 0
+    for number in range(1_000_000):
+        total += number
+    return total
 
 
 def measure(breakers: int, components: int, repeats: int, baseline_repeats: int) -> dict[str, Any]:
@@ -162,15 +178,29 @@ def measure(breakers: int, components: int, repeats: int, baseline_repeats: int)
     if body != generate_latest(registry):
         raise SystemExit("exposition() differs from generate_latest(): the benchmark is void")
     collector = next(iter(registry._collector_to_names))  # the EnginedCollector
+    figures = timed(
+        {
+            "scrape": lambda: exposition(registry),
+            "collect_only": lambda: list(collector.collect()),
+            "reference_loop": reference_loop,
+        },
+        repeats,
+    )
+    ratios = [
+        scrape / loop
+        for scrape, loop in zip(
+            figures["scrape"]["wall_ms"], figures["reference_loop"]["wall_ms"], strict=True
+        )
+    ]
     return {
         "breakers": breakers,
         "components": components,
         "repeats": repeats,
         "samples": sum(1 for line in body.splitlines() if not line.startswith(b"#")),
         "bytes": len(body),
-        "scrape": timed(lambda: exposition(registry), repeats),
-        "collect_only": timed(lambda: list(collector.collect()), repeats),
-        "generate_latest": timed(lambda: generate_latest(registry), baseline_repeats),
+        **figures,
+        "generate_latest": timed({"g": lambda: generate_latest(registry)}, baseline_repeats)["g"],
+        "scrape_in_reference_loops": statistics.median(ratios),
     }
 
 
@@ -201,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         ("scrape: `exposition(registry)`", scrape),
         ("of which reading the snapshots (collect)", collect),
         ("`prometheus_client.generate_latest` (same bytes)", baseline),
+        ("reference: 1M-iteration Python loop (machine speed)", result["reference_loop"]),
     ):
         print(
             f"| {label} | {row['wall_ms_median']:.1f} ms | {row['wall_ms_p90']:.1f} ms "
             f"| {row['wall_ms_min']:.1f} ms | {row['cpu_ms_median']:.1f} ms |"
         )
+    ratio = result["scrape_in_reference_loops"]
+    print(f"\nA scrape costs {ratio:.2f}x the reference loop (median of per-round ratios).")
     print(f"\n- {result['status']}  median scrape < {TARGET_MS:.0f} ms ", end="")
     print(f"({scrape['wall_ms_median']:.1f} ms)")
     if args.json:

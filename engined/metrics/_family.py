@@ -6,8 +6,9 @@ and escapes every label name of every sample for UTF-8 names), so 25,000 samples
 A :class:`Family` is a real ``prometheus_client`` metric (``generate_latest``, the parser,
 ``restricted_registry`` and every exporter accept it), but it keeps its samples as rows and
 builds ``Sample`` objects only when something asks for ``samples``. :func:`exposition`
-renders such families straight from their rows, byte for byte as ``generate_latest`` would,
-and hands every other metric to ``generate_latest`` itself.
+renders such families straight from their rows, and any other metric with legacy names
+through :func:`~engined.metrics._text.render_metric`, byte for byte as ``generate_latest``
+would; only a metric with other names goes to ``generate_latest`` itself.
 
 A row is ``(lead, lasts, values)``: the values of every label but the last, then the last
 label's values and the samples' values, pairwise. One row holds an entity's whole group (a
@@ -19,13 +20,14 @@ a scrape makes one tuple per entity and family, and the text of ``lead`` and of 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
+
+from engined.metrics._text import escape_help, render_metric, value_text
 
 __all__ = ["CONTENT_TYPE", "Family", "exposition"]
 
@@ -34,31 +36,17 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 Row = tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]
 
-_SMALL_INTS: Final = {0: "0.0", 1: "1.0"}
-_INF: Final = float("inf")
 _BODY_CACHE: Final = 1024  # distinct (lasts, values) groups remembered per family and scrape
-_go_float = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus_client
-
-
-def _value_text(value: float) -> str:
-    """``floatToGoString(value)``, with the common cases done without it.
-
-    floatToGoString is ``repr(float(value))`` except for NaN, the infinities and positive
-    values of 1e6 and more (Go switches to exponents sooner than Python).
-    """
-    if type(value) is int:
-        text = _SMALL_INTS.get(value)
-        if text is not None:
-            return text
-        if 0 <= value < 1_000_000:
-            return f"{value}.0"
-    elif type(value) is float and -_INF < value < 1_000_000.0:  # NaN fails both tests
-        return repr(value)
-    return _go_float(value)
+_ESCAPE_CACHE: Final = 100_000  # label values remembered across scrapes, then forgotten at once
 
 
 class _Escaper(dict[str, str]):
-    """Escapes label values as the text format wants, remembering each for one exposition."""
+    """Escapes label values as the text format wants, remembering each.
+
+    Breaker and component names are the same from one scrape to the next, so the escapes
+    are kept across scrapes (dict reads and writes are atomic: scrapes in several threads
+    are safe); past :data:`_ESCAPE_CACHE` values, names that came and went, it starts over.
+    """
 
     def __missing__(self, value: str) -> str:
         escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
@@ -128,9 +116,10 @@ class Family(Metric):
     def render(self, escape: Callable[[str], str]) -> str:
         """This family in the text format, as ``generate_latest`` writes it."""
         if "_built" in self.__dict__:  # samples were read (and maybe replaced): use them
-            return generate_latest(_Batch([self])).decode("utf-8")
+            text = render_metric(self, escape)
+            return text if text is not None else generate_latest(_Batch([self])).decode("utf-8")
         name = self._sample_name
-        help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        help_text = escape_help(self.documentation)
         lines = [f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n"]
         append = lines.append
         # A line is name{lead0="v0",...,last="v"} value: pieces[i] goes before lead value i,
@@ -166,17 +155,20 @@ class Family(Metric):
                 body = []
                 for end, value in zip(closing, values, strict=True):
                     if type(value) is not int:  # floats seldom repeat (and -0.0 == 0)
-                        body.append(end + _value_text(value) + "\n")
+                        body.append(end + value_text(value) + "\n")
                         continue
                     text = texts.get(value)
                     if text is None:
-                        text = texts[value] = _value_text(value) + "\n"
+                        text = texts[value] = value_text(value) + "\n"
                     body.append(end + text)
                 if len(bodies) < _BODY_CACHE:
                     bodies[key] = body
             if body:
                 append(prefix + prefix.join(body))
         return "".join(lines)
+
+
+_ESCAPES = _Escaper()
 
 
 class _Batch:
@@ -194,24 +186,24 @@ def exposition(registry: Collector) -> bytes:
 
     The output equals ``prometheus_client.generate_latest(registry)``: :class:`Family`
     objects are rendered from their rows, any other metric (the gRPC counters and
-    histograms, a target_info, your own) by ``generate_latest`` itself, in registry order.
+    histograms, a target_info, your own) sample by sample, in registry order; a metric
+    with a name that is not a legacy name is left to ``generate_latest`` itself.
     Serve it with the Content-Type :data:`CONTENT_TYPE`.
 
     Args:
         registry: A ``CollectorRegistry`` (or any collector), e.g. from
             :func:`~engined.metrics.metrics_registry`.
     """
-    escape = _Escaper().__getitem__
-    chunks: list[bytes] = []
-    others: list[Metric] = []
+    if len(_ESCAPES) > _ESCAPE_CACHE:
+        _ESCAPES.clear()
+    escape = _ESCAPES.__getitem__
+    chunks: list[str] = []
     for metric in registry.collect():
         if isinstance(metric, Family):
-            if others:
-                chunks.append(generate_latest(_Batch(others)))
-                others = []
-            chunks.append(metric.render(escape).encode("utf-8"))
-        else:
-            others.append(metric)
-    if others:
-        chunks.append(generate_latest(_Batch(others)))
-    return b"".join(chunks)
+            chunks.append(metric.render(escape))
+            continue
+        text = render_metric(metric, escape)
+        if text is None:  # a name only generate_latest knows how to escape
+            text = generate_latest(_Batch([metric])).decode("utf-8")
+        chunks.append(text)
+    return "".join(chunks).encode("utf-8")
