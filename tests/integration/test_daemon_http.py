@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from daemon_support import http_get, running, wait_for, write
+from daemon_support import cli, http_get, running, wait_for, write
 
 from engined.daemon._http import HttpServer, Request, Response, Router
 
@@ -146,10 +146,24 @@ def test_healthz_readyz_and_metrics_of_a_daemon(tmp_path: Path) -> None:
         down.touch()
         daemon.wait_event("transition", component="flip", to="unhealthy")
         assert http_get(port, "/readyz")[:3:2] == (503, b"not ready: unhealthy\n")
+        assert cli("status", "--target", daemon.target).returncode == 0
         status, headers, body = http_get(port, "/metrics")
         assert status == 200
         assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-        body.decode("utf-8")  # text, whatever families are in it
+        text = body.decode("utf-8")
+        one_hot = 'engined_health_status{component="flip",component_type="custom",status="%s"}'
+        assert f"{one_hot % 'unhealthy'} 1.0" in text
+        assert f"{one_hot % 'healthy'} 0.0" in text
+        assert 'engined_health_overall_status{status="unhealthy"} 1.0' in text
+        handled = [
+            line
+            for line in text.splitlines()
+            if line.startswith("grpc_server_handled_total{")
+            and 'grpc_method="GetSystemHealth"' in line
+            and 'grpc_code="OK"' in line
+        ]
+        assert handled, "the daemon's own RPCs are counted"
+        assert float(handled[0].rsplit(" ", 1)[1]) >= 1
         down.unlink()
         daemon.wait_event("transition", component="flip", **{"from": "unhealthy"}, to="healthy")
         assert http_get(port, "/readyz")[0] == 200
