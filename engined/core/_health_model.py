@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -386,7 +386,17 @@ class HealthEvent:
     error: str | None = None
 
 
-def aggregate(components: Iterable[ComponentHealth]) -> HealthStatus:
+class _Rated(Protocol):
+    """What a roll-up reads of a component: a snapshot or the manager's live state."""
+
+    @property
+    def status(self) -> HealthStatus: ...  # pragma: no cover - a protocol
+
+    @property
+    def critical(self) -> bool: ...  # pragma: no cover - a protocol
+
+
+def aggregate(components: Iterable[_Rated]) -> HealthStatus:
     """Roll component statuses up into one.
 
     The worst severity over critical components wins; a non-critical component that is

@@ -86,6 +86,11 @@ class ComponentState:
         self.tally = StatsTally()  # cumulative: checks by result, heals by outcome
 
     @property
+    def critical(self) -> bool:
+        """Whether this component's status counts in full in the roll-up."""
+        return self.config.critical
+
+    @property
     def has_heal(self) -> bool:
         """Whether a heal is registered for this component."""
         return self._has_heal

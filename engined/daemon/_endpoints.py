@@ -47,7 +47,7 @@ def add_routes(
     async def readyz(request: Request) -> Response:
         if state.draining:
             return Response.text(503, "not ready: shutting down")
-        overall = manager.snapshot().overall_status
+        overall = manager.overall_status()
         if overall in (HealthStatus.HEALTHY, HealthStatus.DEGRADED):
             return Response.text(200, f"ready: {overall}")
         return Response.text(503, f"not ready: {overall}")
