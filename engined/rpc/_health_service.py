@@ -17,14 +17,16 @@ Mapping (doc/health-checking.md in grpc/grpc; DESIGN.md §6):
 - after :meth:`HealthService.enter_graceful_shutdown` every known service is NOT_SERVING
   for good, and open Watch streams are told at once.
 
-Check and List read the manager's latest state directly (no request runs a check); Watch
-streams share one subscription (:class:`engined.rpc._watch_feed.WatchFeed`) and send a
-message only when the status of their own service changes.
+Check and List read the manager's latest state directly (no request runs a check; Check of
+``""`` reads the manager's cached roll-up); Watch streams share one subscription
+(:class:`engined.rpc._watch_feed.WatchFeed`), one topic per service, and are woken and
+send a message only when the status of their own service changes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 
@@ -90,7 +92,7 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc, unuse
     def _status(self, service: str, health: SystemHealth | None = None) -> _Status | None:
         """The serving status of ``service``, or ``None`` when it is no component."""
         if service == OVERALL:
-            overall = (health if health is not None else self._manager.snapshot()).overall_status
+            overall = self._manager.overall_status() if health is None else health.overall_status
             status = serving_status(overall)
         elif health is not None:
             component = health.components.get(service)
@@ -154,11 +156,16 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc, unuse
         """
         service = request.service
         sent: _Status | None = None
-        async with contextlib.aclosing(self._feed.updates()) as updates:
-            async for health in updates:
-                status = self._status(service, health)
-                if status is None:
-                    status = SERVICE_UNKNOWN
-                if status != sent:
+        select = functools.partial(self._watched, service)
+        async with contextlib.aclosing(
+            self._feed.topic((SERVICE_NAME, service), select)
+        ) as statuses:
+            async for status in statuses:
+                if status != sent:  # it may have changed and changed back meanwhile
                     sent = status
                     yield health_pb2.HealthCheckResponse(status=status)
+
+    def _watched(self, service: str, health: SystemHealth) -> _Status:
+        """What a Watch of ``service`` shows for ``health``: SERVICE_UNKNOWN if no component."""
+        status = self._status(service, health)
+        return SERVICE_UNKNOWN if status is None else status

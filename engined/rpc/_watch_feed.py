@@ -14,13 +14,20 @@ Watch streams must neither pin threads nor stall each other).
 Two signals reach every stream at once: :meth:`WatchFeed.poke` hands out the latest value
 again (graceful shutdown turns health to NOT_SERVING without any health change), and
 :meth:`WatchFeed.close` ends every stream after its last value.
+
+A stream that cares about one part of the health (a health ``Watch`` of one service reads
+one serving status) reads :meth:`WatchFeed.topic` instead: the feed works out that part
+once per topic and wakes only the streams whose part changed. With 200 streams over 100
+services, a status change wakes two streams instead of 200, which is most of the cost of
+a busy server's watches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Hashable
+from typing import Any, TypeVar
 
 from engined import HealthCheckManager, SystemHealth
 
@@ -29,8 +36,35 @@ __all__ = ["FeedFailed", "WatchFeed"]
 _log = logging.getLogger("engined.rpc")
 
 
+T = TypeVar("T")
+
+
 class FeedFailed(RuntimeError):
     """``manager.watch()`` ended or raised: streams cannot be served any more."""
+
+
+class _Topic:
+    """One part of the health, its latest value and the streams waiting for a change."""
+
+    __slots__ = ("changed", "generation", "select", "streams", "value")
+
+    def __init__(self, select: Callable[[SystemHealth], Any]) -> None:
+        self.select = select
+        self.value: Any = None
+        self.generation = 0  # 0: no value yet
+        self.changed = asyncio.Event()  # replaced after each wake-up, as the feed's own
+        self.streams = 0
+
+    def update(self, health: SystemHealth) -> None:
+        value = self.select(health)
+        if self.generation == 0 or value != self.value:
+            self.value = value
+            self.generation += 1
+            self.wake()
+
+    def wake(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
 
 
 class WatchFeed:
@@ -43,7 +77,16 @@ class WatchFeed:
         manager: The health manager whose changes are fed.
     """
 
-    __slots__ = ("_changed", "_closed", "_failed", "_latest", "_manager", "_streams", "_task")
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_failed",
+        "_latest",
+        "_manager",
+        "_streams",
+        "_task",
+        "_topics",
+    )
 
     def __init__(self, manager: HealthCheckManager) -> None:
         self._manager = manager
@@ -53,6 +96,7 @@ class WatchFeed:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._failed = False
+        self._topics: dict[Hashable, _Topic] = {}
 
     @property
     def streams(self) -> int:
@@ -97,20 +141,73 @@ class WatchFeed:
             if self._streams == 0:
                 self._stop()
 
+    async def topic(
+        self, key: Hashable, select: Callable[[SystemHealth], T]
+    ) -> AsyncGenerator[T, None]:
+        """Yield ``select(health)`` at once, then again each time it changes.
+
+        Streams of one ``key`` share one ``select`` (the first stream's): it runs once
+        per health value for them all, and only they are woken when its value changes
+        (or on :meth:`poke`, if the value it then selects differs). Ends and raises as
+        :meth:`updates` does.
+
+        Raises:
+            FeedFailed: ``manager.watch()`` failed; the stream should end with an error.
+        """
+        self._streams += 1
+        self._start()
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topics[key] = _Topic(select)
+            if self._latest is not None:
+                topic.update(self._latest[1])
+        topic.streams += 1
+        handed = 0
+        try:
+            while True:
+                changed = topic.changed  # taken first: a wake-up after this is not lost
+                if topic.generation != handed:
+                    handed = topic.generation
+                    yield topic.value
+                    continue
+                if self._failed:
+                    msg = "the health manager's watch() ended"
+                    raise FeedFailed(msg)
+                if self._closed:
+                    if handed == 0:  # opened after close, or closed before its first value
+                        yield topic.select(self._manager.snapshot())
+                    return
+                await changed.wait()
+        finally:
+            topic.streams -= 1
+            if topic.streams == 0 and self._topics.get(key) is topic:
+                del self._topics[key]
+            self._streams -= 1
+            if self._streams == 0:
+                self._stop()
+
     def poke(self) -> None:
         """Hand the latest value to every stream again (its readers re-evaluate it)."""
         if self._latest is not None:
             self._latest = (self._latest[0] + 1, self._latest[1])
+            self._update_topics(self._latest[1])
         self._wake()
 
     def close(self) -> None:
         """End every stream, now and from now on, after it has had the latest value."""
         self._closed = True
-        self._wake()
+        self._wake(every_topic=True)
 
-    def _wake(self) -> None:
+    def _update_topics(self, health: SystemHealth) -> None:
+        for topic in list(self._topics.values()):
+            topic.update(health)
+
+    def _wake(self, *, every_topic: bool = False) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        if every_topic:
+            for topic in self._topics.values():
+                topic.wake()
 
     def _start(self) -> None:
         if self._task is None and not self._closed:
@@ -134,6 +231,7 @@ class WatchFeed:
             async for health in values:
                 generation += 1
                 self._latest = (generation, health)
+                self._update_topics(health)
                 self._wake()
         except Exception:
             _log.exception("engined rpc: the health manager's watch() failed")
@@ -144,4 +242,4 @@ class WatchFeed:
             if close is not None:
                 await close()
         self._failed = True  # watch() never ends by itself: either way it is gone
-        self._wake()
+        self._wake(every_topic=True)
