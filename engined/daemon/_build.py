@@ -11,8 +11,11 @@ so a module next to the config can be named without installing it.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,12 @@ from engined.daemon._config import (
 )
 from engined.daemon._config_errors import ConfigError, find_line
 
-__all__ = ["AnyCheck", "Registration", "build", "register"]
+__all__ = ["AnyCheck", "Registration", "build", "close", "register"]
+
+_log = logging.getLogger("engined.daemon")
+
+CLOSE_TIMEOUT = 1.0
+"""Seconds one retired check or heal gets to release what it holds."""
 
 AnyCheck = TcpCheckSpec | HttpCheckSpec | GrpcCheckSpec | CommandCheckSpec | PythonCheckSpec
 
@@ -148,3 +156,25 @@ def register(manager: HealthCheckManager, registrations: Mapping[str, Registrati
             config=item.settings,
             heal=item.heal,
         )
+
+
+async def close(registrations: Iterable[Registration]) -> None:
+    """Release what retired checks and heals hold (a ``grpc`` check's channel); never raises.
+
+    Called for the entries a reload removed or changed, for the unused copies of kept
+    ones, and for every entry at shutdown: without it each reload of a ``grpc`` check
+    would leave a channel, with its connection and its poller, behind.
+    """
+    for item in registrations:
+        for part in (item.check, item.heal):
+            closer = getattr(part, "close", None)
+            if not callable(closer):
+                continue
+            try:
+                outcome = closer()
+                if inspect.isawaitable(outcome):
+                    await asyncio.wait_for(outcome, timeout=CLOSE_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a retired check must not fail the reload or the stop
+                _log.warning("%s: closing its check failed: %s", item.name, type(exc).__name__)

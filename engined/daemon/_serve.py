@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import grpc.aio
@@ -32,7 +32,7 @@ from engined import (
     HealthCheckManager,
     default_registry,
 )
-from engined.daemon._build import Registration, build, register
+from engined.daemon._build import Registration, build, close, register
 from engined.daemon._config import DaemonConfig, ServerSection
 from engined.daemon._config_errors import ConfigError
 from engined.daemon._config_load import parse_config
@@ -101,6 +101,7 @@ class Daemon:
         self._server: grpc.aio.Server | None = None
         self._services: EnginedServices | None = None
         self._http: HttpServer | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # retired checks being closed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -233,6 +234,15 @@ class Daemon:
             await asyncio.wait_for(self.manager.stop(), timeout=2.0)
         except TimeoutError:
             _log.warning("the health manager did not stop within 2 s")
+        self._retire(self._registrations.values())
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=1.5)
+
+    def _retire(self, registrations: Iterable[Registration]) -> None:
+        """Close ``registrations`` in the background (a reload runs in a signal handler)."""
+        task = asyncio.get_running_loop().create_task(close(list(registrations)))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # ------------------------------------------------------------------ reload
 
@@ -268,13 +278,20 @@ class Daemon:
             return False
         change = plan(self.config.checks, new.checks)
         apply(self.manager, change, built)
+        old = self._registrations
+        retired = [old[name] for name in (*change.removed, *change.changed) if name in old]
+        retired += [built[name] for name in change.kept]  # unused copies of the kept ones
+        self._retire(retired)
         if new.server != self.config.server:
             _log.warning(
                 "config reload: [server] changes take effect on restart",
                 extra=fields(event="reload_server_ignored"),
             )
         self.config = self.config.model_copy(update={"checks": new.checks})  # [server] stays
-        self._registrations = built
+        self._registrations = {
+            name: old[name] if name in change.kept and name in old else item
+            for name, item in built.items()
+        }  # a kept component runs the check object it was registered with
         _log.info(
             "config reloaded from %s: %d kept, %d changed, %d added, %d removed",
             path,

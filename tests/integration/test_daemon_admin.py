@@ -36,6 +36,7 @@ name = "db"
 type = "python"
 target = "daemon_admin_ops:ok"
 interval = 30.0
+initial_delay = 3600.0
 """
 
 OPS = """\
@@ -95,7 +96,10 @@ def test_grpcurl_without_or_with_a_wrong_token_is_unauthenticated(daemon: Daemon
 
 
 def test_grpcurl_run_health_check_runs_it_now(daemon: Daemon) -> None:
-    """RunHealthCheck with the token runs the check at once (interval is 30 s)."""
+    """RunHealthCheck with the token runs the check at once, each call exactly once.
+
+    The scheduler's first run is an hour away, so no scheduled check lands between them.
+    """
     first = grpcurl(daemon, "RunHealthCheck", {"name": "db"}, f"authorization: Bearer {TOKEN}")
     second = grpcurl(daemon, "RunHealthCheck", {"name": "db"}, f"authorization: Bearer {TOKEN}")
     assert first.returncode == 0, first.stderr
