@@ -1,0 +1,45 @@
+"""Smoke test of the daemon benchmark: its quick mode runs and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_daemon_benchmark_reports_every_server_and_kind(tmp_path: Path) -> None:
+    """bench_daemon.py --quick exits 0 with positive rates and latencies for each case."""
+    out = tmp_path / "bench_daemon.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "bench_daemon.py"),
+            "--quick",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    cases = sorted(
+        f"{s}_{k}" for s in ("daemon", "bare", "floor") for k in ("overall", "component")
+    )
+    for figure in ("calls_per_s", "p50_ms", "p99_ms"):
+        assert sorted(report[figure]) == cases
+        assert all(value > 0 for value in report[figure].values()), figure
+    assert report["p99_ms"]["daemon_overall"] >= report["p50_ms"]["daemon_overall"]
+    assert all(count > 0 for count in report["watch_messages"].values()), report["watch_messages"]
+    assert len(report["targets"]) == 4
+    assert {target["status"] for target in report["targets"]} <= {"PASS", "FAIL"}
