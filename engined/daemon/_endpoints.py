@@ -5,8 +5,8 @@
   that is shutting down on purpose must not be restarted for it.
 - ``/readyz`` (readiness): 200 when the overall status is HEALTHY or DEGRADED, 503 when it
   is UNHEALTHY or UNKNOWN, and 503 from the moment a shutdown begins, so a balancer
-  stops sending before the gRPC port closes. It reads the manager's snapshot: no check
-  runs for a request.
+  stops sending before the gRPC port closes. It reads the manager's cached roll-up
+  (:meth:`~engined.HealthCheckManager.overall_status`): no check runs for a request.
 """
 
 from __future__ import annotations

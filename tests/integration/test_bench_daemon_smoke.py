@@ -41,5 +41,7 @@ def test_quick_daemon_benchmark_reports_every_server_and_kind(tmp_path: Path) ->
         assert all(value > 0 for value in report[figure].values()), figure
     assert report["p99_ms"]["daemon_overall"] >= report["p50_ms"]["daemon_overall"]
     assert all(count > 0 for count in report["watch_messages"].values()), report["watch_messages"]
+    assert sorted(report["idle_cpu_pct"]) == ["bare", "daemon", "floor"]
+    assert report["idle_cpu_pct"]["daemon"] > 0  # it runs a check per component and second
     assert len(report["targets"]) == 4
     assert {target["status"] for target in report["targets"]} <= {"PASS", "FAIL"}
