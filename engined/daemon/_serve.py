@@ -37,11 +37,14 @@ from engined.daemon._config import DaemonConfig, ServerSection
 from engined.daemon._config_errors import ConfigError
 from engined.daemon._config_load import parse_config
 from engined.daemon._endpoints import ServingState, add_routes
+from engined.daemon._events import EventRing
 from engined.daemon._http import HttpServer, Router
 from engined.daemon._logging import EventLog, fields
 from engined.daemon._metrics import CONTENT_TYPE, DaemonMetrics
 from engined.daemon._reload import apply, plan
+from engined.daemon._web import add_status_routes
 from engined.rpc import EnginedServices, add_to_server, server_credentials
+from engined.rpc._convert import wall_time_ns as real_wall_time_ns
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -74,6 +77,8 @@ class Daemon:
         overrides: ``[server]`` values given on the command line (host, port,
             metrics_port); they win over the file's, at start and on reload.
         clock: Waits out the drain.
+        wall_time_ns: Stamps the status page's events and documents (real time by
+            default: they are read by people and clients, not measured with).
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class Daemon:
         breakers: CircuitBreakerRegistry | None = None,
         overrides: dict[str, object] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        wall_time_ns: Callable[[], int] = real_wall_time_ns,
     ) -> None:
         self.config = config
         self.server = config.server.model_copy(update=overrides or {})
@@ -97,6 +103,8 @@ class Daemon:
         self._registrations = registrations
         self._config_path = config_path
         self._clock = clock
+        self._wall_time_ns = wall_time_ns
+        self.events = EventRing(wall_time_ns, breakers=self.breakers)
         self._stop: asyncio.Event | None = None
         self._server: grpc.aio.Server | None = None
         self._services: EnginedServices | None = None
@@ -160,6 +168,14 @@ class Daemon:
             render_metrics=metrics.render,
             metrics_content_type=CONTENT_TYPE,
         )
+        add_status_routes(
+            router,
+            manager=self.manager,
+            breakers=self.breakers,
+            events=self.events,
+            depends_on=self.depends_on,
+            wall_time_ns=self._wall_time_ns,
+        )
         self._http = HttpServer(router, server_cfg.host, server_cfg.metrics_port)
         try:
             await self._http.start()
@@ -170,6 +186,8 @@ class Daemon:
         self.metrics_port = self._http.port
         await self._server.start()
         self.manager.add_listener(EventLog())
+        self.manager.add_listener(self.events)
+        self.events.follow_breakers()
         register(self.manager, self._registrations)
         await self.manager.start()
         grpc_at = _address(server_cfg.host, self.grpc_port)
@@ -186,6 +204,10 @@ class Daemon:
                 pid=os.getpid(),
             ),
         )
+
+    def depends_on(self) -> dict[str, tuple[str, ...]]:
+        """Each configured component's ``depends_on`` parents, as the running config has them."""
+        return {check.name: tuple(check.depends_on) for check in self.config.checks}
 
     def _bind_grpc(self, server: grpc.aio.Server, cfg: ServerSection) -> int:
         address = _address(cfg.host, cfg.port)
