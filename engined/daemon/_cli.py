@@ -7,6 +7,7 @@ errors included), a bad config, a port in use. Exit statuses:
   bad flag or config;
 - ``check-config``: 0 and a one-line summary, or 2;
 - ``status``: 0 when it read the daemon, 1 when it could not, 2 for a bad flag;
+  ``status --watch`` runs until Ctrl-C or SIGTERM and then exits 0;
 - ``probe``: grpc_health_probe's 0/1/2/3/4 (:mod:`engined.daemon._probe`); bad flags are 1
   there, as grpc_health_probe has it.
 """
@@ -14,6 +15,7 @@ errors included), a bad config, a port in use. Exit statuses:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +61,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+MIN_INTERVAL = 0.1
+
+
+def _interval(text: str) -> float:
+    """``--interval``: finite and at least 0.1 s, ``watch``'s own floor.
+
+    A faster refresh is more than anyone reads and only loads the daemon.
+    """
+    value = _seconds(text)
+    if value < MIN_INTERVAL:
+        msg = f"must be >= {MIN_INTERVAL} seconds, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     """The top-level parser and each subcommand's parser, by name."""
     from engined.daemon._dial import add_tls_flags
@@ -84,6 +101,18 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     status.add_argument("--target", default=DEFAULT_TARGET, metavar="HOST:PORT")
     status.add_argument("--json", action="store_true", help="print the replies as JSON")
     status.add_argument("--timeout", type=_seconds, default=5.0, metavar="S")
+    status.add_argument(
+        "--watch", action="store_true", help="redraw every --interval seconds until Ctrl-C"
+    )
+    status.add_argument(
+        "--interval", type=_interval, metavar="S", help="seconds between --watch frames (default 1)"
+    )
+    status.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the statuses (default auto: on a terminal, unless NO_COLOR is set)",
+    )
     add_tls_flags(status)
 
     probe = sub["probe"] = commands.add_parser(
@@ -146,9 +175,24 @@ def _client(args: argparse.Namespace, parser: _Parser) -> int:
             connect_timeout=args.connect_timeout,
             rpc_timeout=args.rpc_timeout,
         )
+    if args.interval is not None and not args.watch:
+        parser.error("--interval needs --watch")
+    from engined.daemon._ansi import color_wanted
+
+    color = not args.json and color_wanted(args.color, sys.stdout, os.environ)
+    if args.watch:
+        from engined.daemon._watch import watch
+
+        return watch(
+            dial,
+            timeout=args.timeout,
+            interval=args.interval if args.interval is not None else 1.0,
+            json_lines=args.json,
+            color=color,
+        )
     from engined.daemon._status import status
 
-    return status(dial, timeout=args.timeout, as_json_output=args.json)
+    return status(dial, timeout=args.timeout, as_json_output=args.json, color=color)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m engined is the usual way

@@ -11,6 +11,7 @@ attempt and reports what happened.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,9 @@ class Dial:
         )
         return cls(target, credentials, args.tls_server_name)
 
-    def channel(self) -> grpc.Channel:
-        """A sync channel to the target; the caller closes it."""
-        options: list[tuple[str, object]] = [("grpc.enable_retries", 0)]
+    def channel(self, options: Sequence[tuple[str, object]] = ()) -> grpc.Channel:
+        """A sync channel to the target, with extra channel ``options``; the caller closes it."""
+        options = [("grpc.enable_retries", 0), *options]
         if self.server_name:
             options.append(("grpc.ssl_target_name_override", self.server_name))
         if self.credentials is None:
