@@ -71,7 +71,8 @@ def run(
     """Fetch and draw every ``state.interval`` seconds until interrupted; return the exit status.
 
     The interval runs from the start of one fetch to the start of the next, so a slow
-    answer does not slow the rate. ``screen.close()`` runs however the loop ends.
+    answer does not slow the rate. ``screen.close()`` runs however the loop ends, so a
+    terminal is given back its cursor and screen after Ctrl-C and after a bug alike.
 
     Args:
         fetch_once: Both replies, or :class:`FetchError`.
@@ -81,8 +82,8 @@ def run(
         wall: The time shown in each frame.
         frames: Stop after this many frames (None: until interrupted).
     """
-    screen.open()
     try:
+        screen.open()
         drawn = 0
         while True:
             started = clock.monotonic()
@@ -97,7 +98,7 @@ def run(
             screen.draw(state, now)
             drawn += 1
             if frames is not None and drawn >= frames:
-                return 0
+                return EXIT_STOPPED
             clock.sleep(max(0.0, started + state.interval - clock.monotonic()))
     except KeyboardInterrupt:
         return EXIT_STOPPED
@@ -145,7 +146,21 @@ def watch(
     out: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """``engined status --watch``: run until Ctrl-C or SIGTERM; return the exit status."""
+    """``engined status --watch``: run until Ctrl-C or SIGTERM; return the exit status.
+
+    One channel serves every frame; its reconnect backoff is capped near the interval,
+    because gRPC's default (up to 2 minutes) would leave a restarted daemon shown as
+    unreachable long after it answers again.
+
+    Args:
+        dial: The target and its TLS settings.
+        timeout: Deadline of each RPC, in seconds.
+        interval: Seconds from one fetch's start to the next.
+        json_lines: One JSON object per frame instead of a table.
+        color: Colour the statuses (decided by ``--color`` and ``NO_COLOR``).
+        out: Where frames go (default stdout); a terminal gets them redrawn in place.
+        environ: Read for ``TERM`` (``dumb`` gets plain frames); default ``os.environ``.
+    """
     out = out if out is not None else sys.stdout
     environ = environ if environ is not None else os.environ
     screen: Screen
@@ -163,8 +178,10 @@ def watch(
             return fetch(stub, timeout)
         except grpc.RpcError as exc:
             unreachable, text = describe(exc)
-            unreachable |= text.startswith(grpc.StatusCode.DEADLINE_EXCEEDED.name)
-            raise FetchError(text, unreachable=unreachable) from None
+            timed_out = (
+                isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            )
+            raise FetchError(text, unreachable=unreachable or timed_out) from None
 
     try:
         with _signals_stop_once():

@@ -360,3 +360,18 @@ def test_watch_json_prints_a_json_line_per_frame(daemon: Daemon) -> None:
         assert line["time"].endswith("Z")
         assert line["health"]["overall_status"] == "HEALTH_STATUS_DEGRADED"
         assert "circuit_breakers" in line
+
+
+def test_watch_into_a_closed_pipe_ends_quietly_with_0(daemon: Daemon) -> None:
+    """The reader goes away (`| head`): the watch ends, exit 0, nothing on stderr."""
+    with piped(*watch_args(daemon.target)) as (proc, out):
+        out.until(lambda text: "COMPONENT" in text, within=20, what="a frame")
+        assert proc.stdout is not None
+        proc.stdout.close()
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the watch kept running with no reader")
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+    assert (code, err) == (0, "")
