@@ -1,8 +1,8 @@
 """A small asyncio HTTP/1.1 server and router for the daemon's metrics port (stdlib only).
 
 The daemon serves a handful of read-only endpoints (``/metrics``, ``/healthz``,
-``/readyz``; a status page and JSON APIs come later), to scrapers and probes on a trusted
-network. So this is deliberately small: GET and HEAD, one request per connection
+``/readyz``, the status page and its JSON API), to scrapers, probes and people on a
+trusted network. So this is deliberately small: GET and HEAD, one request per connection
 (``Connection: close``), no request bodies, headers capped at 16 KiB and read within 10 s
 (a slow or idle client cannot hold a connection), paths matched exactly, the query string
 passed to the handler. Add a route with :meth:`Router.add`; a handler is an async function
