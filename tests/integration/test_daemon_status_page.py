@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ def check():
 """
 
 
-def config(tmp_path: Path) -> Path:
+def config(
+    tmp_path: Path, *, web_parents: str = '["payments-api"]', api_parents: str = "[]"
+) -> Path:
     write(tmp_path / "page_probe.py", BREAKER_MODULE)
     return write(
         tmp_path / "engined.toml",
@@ -49,7 +52,7 @@ name = "web"
 type = "command"
 command = ["sh", "-c", "echo '{HOSTILE}'; exit 0"]
 interval = 0.5
-depends_on = ["payments-api"]
+depends_on = {web_parents}
 
 [[checks]]
 name = "payments-api"
@@ -57,6 +60,7 @@ type = "python"
 target = "page_probe:check"
 component_type = "external_api"
 interval = 0.5
+depends_on = {api_parents}
 """,
     )
 
@@ -217,3 +221,18 @@ def test_head_answers_the_headers_without_a_body(tmp_path: Path) -> None:
             assert int(headers["content-length"]) > 100
         status, _, body = http_get(daemon.metrics_port, "/")
         assert b"No components configured." in body
+
+
+def test_a_reload_changes_the_dependencies_shown(tmp_path: Path) -> None:
+    """After SIGHUP with a new depends_on, /api/v1/dependencies and the page show it."""
+    path = config(tmp_path)
+    with running(path, tmp_path) as daemon:
+        port = daemon.metrics_port
+        config(tmp_path, web_parents="[]", api_parents='["web"]')
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config_reloaded")
+        assert get_json(port, "/api/v1/dependencies") == {
+            "depends_on": {"payments-api": ["web"], "web": []}
+        }
+        page = http_get(port, "/")[2].decode()
+        assert '<td class="c-deps" data-label="Depends on">web</td>' in page
