@@ -11,6 +11,8 @@ reason the two differ.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,26 @@ def test_every_document_is_a_named_kubernetes_object() -> None:
     (kustomization,) = [doc for doc in docs if doc["kind"] == "Kustomization"]
     listed = sorted(kustomization["resources"])
     assert listed == sorted(p.name for p in KUBERNETES.glob("*.yaml") if p.stem != "kustomization")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl on PATH")
+def test_kubectl_kustomize_builds_every_object() -> None:
+    """Offline ``kubectl kustomize`` renders the ConfigMap, the Deployment and both Services."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(KUBERNETES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    objects = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(built.stdout) if d]
+    assert sorted(objects) == [
+        ("ConfigMap", "engined-config"),
+        ("Deployment", "engined"),
+        ("Service", "engined"),
+        ("Service", "engined-diagnostics"),
+    ]
 
 
 def test_the_container_reads_the_config_the_configmap_mounts() -> None:
