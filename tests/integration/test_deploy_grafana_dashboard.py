@@ -147,6 +147,7 @@ def has_number(rows: list[dict[str, Any]]) -> bool:
 
 
 @needs_prometheus
+@pytest.mark.timeout(150)  # up to 30 s to start and 60 s to see every series
 def test_every_panel_query_returns_data_from_a_real_daemon(tmp_path: Path) -> None:
     """Every target's expr, run by Prometheus on a scraped daemon, gives a numeric series."""
     model = dashboard()

@@ -154,6 +154,7 @@ def test_every_alert_is_unit_tested_firing_and_quiet() -> None:
 
 
 @needs_prometheus
+@pytest.mark.timeout(150)  # up to 30 s to start and 60 s to see every series
 def test_a_real_prometheus_evaluates_every_rule_on_a_real_daemon(tmp_path: Path) -> None:
     """Loaded by Prometheus over a live scrape, every rule is healthy and the right alerts pend."""
     # The daemon of deploy_support: "broken" is a critical component, UNHEALTHY with its
