@@ -1,4 +1,7 @@
-"""Every example in examples/ runs, finishes in under 3 s, exits 0 and shows what it claims."""
+"""Every example in examples/ runs, finishes in time, exits 0 and shows what it claims.
+
+In time: under 3 s, or under 10 s for an example that starts a real server (LIMITS).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,10 @@ EXPECTED: dict[str, list[str]] = {
     ],
 }
 
+# Examples that start a real server (a broker, subprocess agents) get 10 s, no more.
+LIMITS: dict[str, float] = {}
+DEFAULT_LIMIT = 3.0
+
 pytestmark = pytest.mark.integration
 
 
@@ -59,14 +66,16 @@ def test_every_example_has_expectations_and_a_readme_entry() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_quickly_and_cleanly(path: Path) -> None:
-    """The example exits 0 within 3 s, writes nothing to stderr and prints what it shows."""
+    """The example exits 0 in time, writes nothing to stderr and prints what it shows."""
     started = time.perf_counter()  # noqa: TID251  # real time: examples run on the real clock
     result = subprocess.run(
-        [sys.executable, str(path)], capture_output=True, text=True, timeout=10, check=False
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=30, check=False
     )
     elapsed = time.perf_counter() - started  # noqa: TID251
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     for expected in EXPECTED.get(path.name, []):
         assert expected in result.stdout, f"{path.name} did not print {expected!r}"
-    assert elapsed < 3.0, f"{path.name} took {elapsed:.2f}s"
+    limit = LIMITS.get(path.name, DEFAULT_LIMIT)
+    assert limit <= 10.0, "no example may take more than 10 s"
+    assert elapsed < limit, f"{path.name} took {elapsed:.2f}s (limit {limit:g}s)"
