@@ -51,13 +51,17 @@ def ok() -> bool:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """One daemon with ok, down and py checked, and a 'payments' breaker."""
+    """One daemon with ok, down and py checked (each first check has a jitter), a breaker."""
     tmp = tmp_path_factory.mktemp("cli")
     write(tmp / "daemon_cli_ops.py", OPS)
     with running(write(tmp / "engined.toml", CONFIG), tmp) as served:
+        expected = {"ok": "HEALTHY", "py": "HEALTHY", "down": "UNHEALTHY"}
         wait_for(
-            lambda: (c := served.component("down")) and c["status"] == "HEALTH_STATUS_UNHEALTHY",
-            what="'down' unhealthy",
+            lambda: all(
+                (c := served.component(name)) and c["status"] == f"HEALTH_STATUS_{status}"
+                for name, status in expected.items()
+            ),
+            what="ok and py healthy, down unhealthy",
         )
         yield served
 
