@@ -41,6 +41,18 @@ EXPECTED: dict[str, list[str]] = {
         "cache unhealthy -> healthy",
         "3. healed: overall healthy, cache healthy, heal attempts 1",
     ],
+    "tenant_router.py": [
+        "umbrella (not a tenant): 404 UnknownTenantError",
+        "breakers now: ['tenant:acme']",  # created on first use, none for an unknown name
+        "globex request 4: 503 CircuitBreakerOpenError",
+        "globex's backend saw 3 of 5 requests",
+        "initech request 3: 429 BulkheadFullError",
+        "acme: 20 of 20 ok while initech's slots were taken",  # one tenant's hang is its own
+        "globex request 6: 200 ok",  # the probe after the recovery timeout
+        "tenant:acme: closed, ok=22 failed=0 bulkhead_full=0 open_rejected=0; 22 of 22",
+        "tenant:globex: closed, ok=1 failed=3 bulkhead_full=0 open_rejected=2; 6 of 6",
+        "tenant:initech: closed, ok=2 failed=0 bulkhead_full=1 open_rejected=0; 3 of 3",
+    ],
 }
 
 # Examples that start a real server (a broker, subprocess agents) get 10 s, no more.
