@@ -53,10 +53,30 @@ EXPECTED: dict[str, list[str]] = {
         "tenant:globex: closed, ok=1 failed=3 bulkhead_full=0 open_rejected=2; 6 of 6",
         "tenant:initech: closed, ok=2 failed=0 bulkhead_full=1 open_rejected=0; 3 of 3",
     ],
+    "worker_agents.py": [
+        "job-1 done by agent-1",  # three agents online, jobs go round
+        "job-2 done by agent-2",
+        "job-3 done by agent-3",
+        "job-4 served by agent-1",  # in flight when agent-2 hung: one deadline, then agent-1
+        "job-5 served by agent-1",
+        "(agent-2 DEADLINE_EXCEEDED",
+        "job-6 served by agent-1",
+        "(agent-2 breaker open",  # refused at once: no deadline wait
+        "breaker agent-2: open",
+        "health: agent-2 healthy -> unhealthy",
+        "while it is offline, jobs go to: agent-3, agent-1, agent-3, agent-1",
+        "health: agent-2 unhealthy -> healthy",
+        "job-12 probe: job-12 done by agent-2; breaker agent-2: closed",
+        "jobs spread again: agent-1, agent-2, agent-3",
+        "job-16 served by agent-1",  # in flight when agent-3 was killed
+        "(agent-3 UNAVAILABLE",
+        "health: agent-3 healthy -> unhealthy",
+        "all agents killed",
+    ],
 }
 
 # Examples that start a real server (a broker, subprocess agents) get 10 s, no more.
-LIMITS: dict[str, float] = {}
+LIMITS: dict[str, float] = {"worker_agents.py": 8.0}
 DEFAULT_LIMIT = 3.0
 
 pytestmark = pytest.mark.integration
