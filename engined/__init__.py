@@ -16,6 +16,7 @@ from engined.core.circuit_breaker import (
     circuit_breaker,
     default_registry,
 )
+from engined.core.errors import EnginedError, RejectedError
 from engined.core.fallback import fallback
 from engined.core.health import (
     ComponentHealth,
@@ -47,6 +48,7 @@ __all__ = [
     "ComponentHealth",
     "ComponentStats",
     "ComponentType",
+    "EnginedError",
     "HealState",
     "HealthCheckConfig",
     "HealthCheckManager",
@@ -54,6 +56,7 @@ __all__ = [
     "HealthEvent",
     "HealthStatus",
     "Permit",
+    "RejectedError",
     "RetryBudget",
     "RetryStats",
     "SYSTEM_CLOCK",

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engined.core.errors import RejectedError
+
 __all__ = ["CircuitBreakerMetrics", "CircuitBreakerOpenError", "CircuitState", "StateChange"]
 
 
@@ -20,7 +22,7 @@ class CircuitState(enum.StrEnum):
     DISABLED = "disabled"
 
 
-class CircuitBreakerOpenError(Exception):
+class CircuitBreakerOpenError(RejectedError):
     """Raised instead of calling the protected function while the breaker refuses calls.
 
     Args:

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 from engined._clock import SYSTEM_CLOCK
 from engined.core import _validate as check
 from engined.core._guard import Guard
+from engined.core.errors import RejectedError
 
 __all__ = ["Bulkhead", "BulkheadFullError", "bulkhead"]
 
 
-class BulkheadFullError(Exception):
+class BulkheadFullError(RejectedError):
     """Raised when every slot of a bulkhead is taken and waiting is not allowed or ran out.
 
     Args:

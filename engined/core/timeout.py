@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 
 from engined.core import _validate as check
 from engined.core._callables import is_async_callable
+from engined.core.errors import EnginedError
 
 __all__ = ["CallTimeoutError", "timeout"]
 
 AsyncF = TypeVar("AsyncF", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 
-class CallTimeoutError(TimeoutError):
+class CallTimeoutError(EnginedError, TimeoutError):
     """An async call ran past its ``timeout`` and was cancelled.
 
     A circuit breaker counts it as a failure (it is an ``Exception``); ``retry(on=TimeoutError)``
