@@ -115,7 +115,9 @@ class TenantRouter:
         Raises:
             UnknownTenantError: ``tenant`` was never added (or was removed).
         """
-        lane = self._lanes.get(tenant)  # the hot path: one dict read, no lock
+        # The hot path: one dict read, no lock. (Calling registry.get_or_create with the
+        # config on every request would build a throwaway breaker to compare configs.)
+        lane = self._lanes.get(tenant)
         if lane is not None:
             return lane
         with self._lock:
@@ -137,6 +139,7 @@ class TenantRouter:
             UnknownTenantError: Not a tenant.
             engined.CircuitBreakerOpenError: The tenant's breaker is open (``retry_after``).
             engined.BulkheadFullError: The tenant already has its limit of calls running.
+                Both are ``engined.RejectedError``: the backend was not called.
             Exception: Whatever the tenant's backend raised.
         """
         lane = self.lane(tenant)

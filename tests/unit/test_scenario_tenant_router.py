@@ -21,6 +21,7 @@ from engined import (
     CircuitBreakerOpenError,
     CircuitBreakerRegistry,
     CircuitState,
+    RejectedError,
     default_registry,
 )
 from engined.testing import FakeClock, FakeDependency
@@ -200,6 +201,9 @@ def test_a_rejected_tenant_sees_a_typed_error_and_a_gateway_status(
     with pytest.raises(CircuitBreakerOpenError) as refused:
         router.route("globex", "order")
     assert (refused.value.name, refused.value.state) == ("tenant:globex", CircuitState.OPEN)
+    # One except clause covers both refusals: neither reached the tenant's backend.
+    assert isinstance(refused.value, RejectedError)
+    assert isinstance(full.value, RejectedError)
 
 
 def test_add_tenant_refuses_a_concurrency_limit_below_one(
