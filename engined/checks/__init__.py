@@ -1,8 +1,10 @@
 """Built-in health checks and heal actions (DESIGN.md §7): what ``[[checks]]`` in a config names.
 
 Checks (``type = ...`` in a config): :class:`TcpCheck` (``tcp``), :class:`HttpCheck`
-(``http``), :class:`GrpcCheck` (``grpc``), :class:`CommandCheck` (``command``) and
-:class:`PythonCheck` (``python``). Heals: :class:`CommandHeal` and :class:`PythonHeal`.
+(``http``), :class:`GrpcCheck` (``grpc``), :class:`CommandCheck` (``command``),
+:class:`PythonCheck` (``python``) and :class:`RedisCheck` (``redis``). Heals:
+:class:`CommandHeal`, :class:`PythonHeal` and :class:`RedisReconnectHeal` (``reconnect``,
+for a redis check).
 :data:`CHECK_TYPES` and :data:`HEAL_TYPES` map those type names to the classes.
 
 Every check is an object with ``async def __call__(self) -> HealthCheckResult``, async so
@@ -24,6 +26,7 @@ from engined.checks._command import CommandCheck, CommandHeal
 from engined.checks._grpc import GrpcCheck
 from engined.checks._http import HttpCheck
 from engined.checks._python import PythonCheck, PythonHeal, load_callable
+from engined.checks._redis import RedisCheck, RedisReconnectHeal
 from engined.checks._tcp import TcpCheck
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "HttpCheck",
     "PythonCheck",
     "PythonHeal",
+    "RedisCheck",
+    "RedisReconnectHeal",
     "TcpCheck",
     "load_callable",
 ]
@@ -46,6 +51,7 @@ CHECK_TYPES: Final[Mapping[str, type]] = MappingProxyType(
         "grpc": GrpcCheck,
         "command": CommandCheck,
         "python": PythonCheck,
+        "redis": RedisCheck,
     }
 )
 """The check classes by their config ``type`` name."""
@@ -54,6 +60,7 @@ HEAL_TYPES: Final[Mapping[str, type]] = MappingProxyType(
     {
         "command": CommandHeal,
         "python": PythonHeal,
+        "reconnect": RedisReconnectHeal,
     }
 )
-"""The heal classes by their config ``type`` name."""
+"""The heal classes by their config ``type`` name (``reconnect`` takes the redis check)."""

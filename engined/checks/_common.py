@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import math
 import os
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -41,11 +43,16 @@ __all__ = [
     "describe_os_error",
     "format_host_port",
     "millis",
+    "optional_seconds",
+    "optional_text",
     "parse_host_port",
+    "secret_from_env",
 ]
 
 STREAM_LIMIT: Final = 64 * 1024
 """Longest line a check's stream reader accepts (a status line or a header)."""
+
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _ERRNO_WORDS: Final = {
     errno.ECONNREFUSED: "connection refused",
@@ -227,3 +234,50 @@ async def close_quietly(writer: asyncio.StreamWriter, *, abort: bool = False) ->
         writer.close()
     with contextlib.suppress(OSError):  # ssl.SSLError included
         await writer.wait_closed()
+
+
+def optional_seconds(param: str, value: object) -> float | None:
+    """``value`` as seconds: ``None``, or a finite number > 0 (a bool is refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{param} must be a number of seconds or None, got {type(value).__name__}"
+        raise TypeError(msg)
+    if not math.isfinite(value) or value <= 0:
+        msg = f"{param} must be a finite number > 0, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def optional_text(param: str, value: object, *, limit: int) -> str | None:
+    """``value`` if ``None`` or 1-``limit`` characters without NUL or surrounding spaces."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"{param} must be a str or None, got {type(value).__name__}"
+        raise TypeError(msg)
+    if not 0 < len(value) <= limit or "\0" in value or value != value.strip():
+        msg = f"{param} must be 1-{limit} characters, no NUL, no surrounding spaces"
+        raise ValueError(msg)
+    return value
+
+
+def secret_from_env(param: str, env: object) -> str | None:
+    """The secret in the environment variable ``env`` names (``None`` for no name).
+
+    Read once, at construction, so a missing secret fails with the config. The value is
+    never put in a message: only the variable's name is.
+    """
+    if env is None:
+        return None
+    if not isinstance(env, str):
+        msg = f"{param} must be a str naming an environment variable, got {type(env).__name__}"
+        raise TypeError(msg)
+    if not _ENV_NAME.fullmatch(env):
+        msg = f"{param} must be an environment variable name, got {env!r}"
+        raise ValueError(msg)
+    value = os.environ.get(env)
+    if not value:
+        msg = f"{param}: the environment variable {env!r} is not set or empty"
+        raise ValueError(msg)
+    return value

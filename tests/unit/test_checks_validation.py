@@ -18,6 +18,8 @@ from engined.checks import (
     HttpCheck,
     PythonCheck,
     PythonHeal,
+    RedisCheck,
+    RedisReconnectHeal,
     TcpCheck,
     load_callable,
 )
@@ -43,8 +45,13 @@ def test_type_maps_name_each_config_type() -> None:
         "grpc": GrpcCheck,
         "command": CommandCheck,
         "python": PythonCheck,
+        "redis": RedisCheck,
     }
-    assert dict(HEAL_TYPES) == {"command": CommandHeal, "python": PythonHeal}
+    assert dict(HEAL_TYPES) == {
+        "command": CommandHeal,
+        "python": PythonHeal,
+        "reconnect": RedisReconnectHeal,
+    }
     with pytest.raises(TypeError):
         CHECK_TYPES["x"] = TcpCheck  # type: ignore[index]
 
