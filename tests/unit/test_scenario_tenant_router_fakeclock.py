@@ -3,7 +3,8 @@
 The router is the one in ``examples/tenant_router.py``, loaded from that file so the tests
 check exactly what users copy. Time-dependent behaviour (a tenant's breaker recovering)
 runs on virtual time; the real-time, concurrent side is in
-``tests/integration/test_scenario_tenant_router.py``.
+``tests/integration/test_scenario_tenant_router.py`` (test modules need distinct basenames:
+pytest imports them by basename, so this one is ``..._fakeclock``).
 """
 
 from __future__ import annotations
