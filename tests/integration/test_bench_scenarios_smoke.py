@@ -1,0 +1,55 @@
+"""Smoke test of the scenario benchmark: its quick mode runs and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_scenario_benchmark_reports_percentiles_and_rates_for_every_case(
+    tmp_path: Path,
+) -> None:
+    """bench_scenarios.py --quick exits 0 with ordered percentiles and positive rates per case."""
+    out = tmp_path / "bench_scenarios.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "bench_scenarios.py"),
+            "--quick",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| tcp | engined |" in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted(report["figures"]) == sorted(
+        [
+            "inproc_bare",
+            "inproc_floor",
+            "inproc_engined",
+            "tcp_bare",
+            "tcp_floor",
+            "tcp_engined",
+            "grpc_bare",
+            "grpc_engined",
+        ]
+    )
+    for case, figures in report["figures"].items():
+        assert 0 < figures["p50_us"] <= figures["p95_us"] <= figures["p99_us"], case
+        assert figures["calls_per_s"] > 0, case
+        assert figures["calls_per_s_16_in_flight"] > 0, case
+    assert [t["status"] in {"PASS", "FAIL"} for t in report["targets"]] == [True, True]
