@@ -162,7 +162,7 @@ class RedisCheck:
         self._writer: asyncio.StreamWriter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
-        self._broken = False
+        self._broken: str | None = None  # why the connection was lost, until a new one
         self.last_reconnect_error: str | None = None
         """Why the last :meth:`reconnect` failed, or ``None``."""
         self._host_port = (host, port)
@@ -228,8 +228,9 @@ class RedisCheck:
                 async with asyncio.timeout(self.timeout):
                     return await self._check()
             except TimeoutError:
-                self._fail()
-                return self._unhealthy(f"timed out after {self.timeout:g} s")
+                reason = f"timed out after {self.timeout:g} s"
+                self._fail(reason)
+                return self._unhealthy(reason)
 
     async def reconnect(self) -> bool:
         """Drop the connection and open a new one; ``True`` once it answers PING.
@@ -251,13 +252,13 @@ class RedisCheck:
             except _Failure as exc:
                 reason = exc.reason
             except BaseException:
-                self._fail()
+                self._fail("cancelled")
                 raise
             else:
-                self._broken = False
+                self._broken = None
                 self.last_reconnect_error = None
                 return True
-            self._fail()
+            self._fail(reason)
             self.last_reconnect_error = reason
             return False
 
@@ -265,9 +266,9 @@ class RedisCheck:
         """Drop the connection; a later call opens a new one (idempotent)."""
         self._drop()
 
-    def _fail(self) -> None:
+    def _fail(self, reason: str) -> None:
         self._drop()
-        self._broken = True
+        self._broken = reason
 
     def _unhealthy(
         self, message: str, details: dict[str, object] | None = None
@@ -278,15 +279,15 @@ class RedisCheck:
 
     async def _check(self) -> HealthCheckResult:
         if self._writer is None:
-            if self.reconnect_mode == "heal" and self._broken:
-                return self._unhealthy("disconnected; waiting for the reconnect heal")
+            if self.reconnect_mode == "heal" and self._broken is not None:
+                return self._unhealthy(f"{self._broken}; waiting for the reconnect heal")
             try:
                 await self._open()
             except _Failure as exc:
-                self._fail()
+                self._fail(exc.reason)
                 return self._unhealthy(exc.reason)
             except BaseException:
-                self._fail()
+                self._fail("cancelled")
                 raise
         commands = [_PING]
         value = b""
@@ -301,10 +302,10 @@ class RedisCheck:
         try:
             replies = await self._exchange(commands)
         except _Failure as exc:
-            self._fail()
+            self._fail(exc.reason)
             return self._unhealthy(exc.reason)
         except BaseException:  # cancelled or timed out: a late reply would desync the stream
-            self._fail()
+            self._fail("cancelled (the check's timeout?)")
             raise
         latency = millis(self._id.clock.monotonic() - started)
         return self._judge(replies, value, latency)
