@@ -28,6 +28,8 @@ from engined.checks import (
     HttpCheck,
     PythonCheck,
     PythonHeal,
+    RedisCheck,
+    RedisReconnectHeal,
     TcpCheck,
 )
 from engined.daemon._config import (
@@ -38,6 +40,8 @@ from engined.daemon._config import (
     HttpCheckSpec,
     PythonCheckSpec,
     PythonHealSpec,
+    ReconnectHealSpec,
+    RedisCheckSpec,
     TcpCheckSpec,
 )
 from engined.daemon._config_errors import ConfigError, find_line
@@ -49,7 +53,15 @@ _log = logging.getLogger("engined.daemon")
 CLOSE_TIMEOUT = 1.0
 """Seconds one retired check or heal gets to release what it holds."""
 
-AnyCheck = TcpCheckSpec | HttpCheckSpec | GrpcCheckSpec | CommandCheckSpec | PythonCheckSpec
+AnyCheck = (
+    TcpCheckSpec
+    | HttpCheckSpec
+    | GrpcCheckSpec
+    | CommandCheckSpec
+    | PythonCheckSpec
+    | RedisCheckSpec
+)
+AnyHeal = CommandHealSpec | PythonHealSpec | ReconnectHealSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +105,50 @@ def _check(spec: AnyCheck) -> Any:
     if isinstance(spec, CommandCheckSpec):
         cwd = None if spec.cwd is None else str(spec.cwd)
         return CommandCheck(spec.command, cwd=cwd, env=spec.env, name=name, component_type=kind)
+    if isinstance(spec, RedisCheckSpec):
+        return RedisCheck(
+            spec.target,
+            password_env=spec.password_env,
+            username=spec.username,
+            key=spec.key,
+            degraded_latency=0.05 if spec.degraded_latency is None else spec.degraded_latency,
+            unhealthy_latency=spec.unhealthy_latency,
+            # With a reconnect heal, reconnecting is the heal's job, paced by its backoff.
+            reconnect="heal" if isinstance(spec.heal, ReconnectHealSpec) else "auto",
+            name=name,
+            component_type=kind,
+        )
     return PythonCheck(spec.target, name=name, component_type=kind)
 
 
-def _heal(spec: CommandHealSpec | PythonHealSpec) -> Any:
+def _heal(spec: AnyHeal, check: Any) -> Any:
     if isinstance(spec, CommandHealSpec):
         cwd = None if spec.cwd is None else str(spec.cwd)
         return CommandHeal(spec.command, cwd=cwd, env=spec.env)
+    if isinstance(spec, ReconnectHealSpec):
+        return RedisReconnectHeal(check)  # the config allows it on redis checks only
     return PythonHeal(spec.target)
 
 
-def _failed(exc: Exception, loc: Sequence[int | str], file: Path | None, text: str) -> ConfigError:
+def _failed(
+    exc: Exception,
+    loc: Sequence[int | str],
+    file: Path | None,
+    text: str,
+    keys: Iterable[str] = (),
+) -> ConfigError:
+    """``exc`` as a config error at ``loc``, or at the key of ``keys`` its message starts with.
+
+    A check's constructor names the parameter first (``password_env: the environment
+    variable 'X' is not set``); parameters share the config's key names, so that key is
+    the place to point at.
+    """
+    problem = str(exc).splitlines()[0]
+    key, colon, rest = problem.partition(": ")
+    if colon and len(loc) == 3 and key in keys and key not in ("target", "type", "heal"):
+        loc, problem = (*loc[:2], key), rest
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    return ConfigError(file, path, str(exc).splitlines()[0], find_line(text, loc))
+    return ConfigError(file, path, problem, find_line(text, loc))
 
 
 def build(
@@ -135,11 +178,12 @@ def build(
         try:
             check = _check(spec)
         except (TypeError, ValueError) as exc:
-            raise _failed(exc, ("checks", index, key), file, text) from None
+            fields = type(spec).model_fields
+            raise _failed(exc, ("checks", index, key), file, text, fields) from None
         heal = None
         if spec.heal is not None:
             try:
-                heal = _heal(spec.heal)
+                heal = _heal(spec.heal, check)
             except (TypeError, ValueError) as exc:
                 raise _failed(exc, ("checks", index, "heal"), file, text) from None
         built[spec.name] = Registration(spec, check, heal, spec.settings())

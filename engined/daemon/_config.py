@@ -4,6 +4,8 @@ Every model refuses keys it does not know and values of the wrong type (``strict
 TOML string is never read as a number), so a typo fails the load instead of being
 ignored. A check is one of five models chosen by its ``type`` (a discriminated union), so
 a key that belongs to another type (``service`` on a ``tcp`` check) is refused as unknown.
+A ``reconnect`` heal renews a redis check's own connection, so it is refused on the
+other types.
 
 The health settings of a check (``interval``, ``timeout``, ``failure_threshold``, ...) are
 the fields of :class:`~engined.HealthCheckConfig` under their own names, declared here
@@ -20,7 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,12 +36,15 @@ __all__ = [
     "CommandCheckSpec",
     "CommandHealSpec",
     "DaemonConfig",
+    "ENV_RE",
     "GrpcCheckSpec",
     "HealSpec",
     "HttpCheckSpec",
     "NAME_RE",
     "PythonCheckSpec",
     "PythonHealSpec",
+    "ReconnectHealSpec",
+    "RedisCheckSpec",
     "ServerSection",
     "TcpCheckSpec",
     "URL_RE",
@@ -52,6 +57,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
 URL_RE = re.compile(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$")
 CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -95,7 +101,7 @@ class ServerSection(BaseModel):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=9003, ge=0, le=65535)
     metrics_port: int = Field(default=9004, ge=0, le=65535)
-    admin_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    admin_token_env: str | None = Field(default=None, pattern=ENV_RE.pattern)
     tls_cert: Path | None = Field(default=None, strict=False)
     tls_key: Path | None = Field(default=None, strict=False)
     tls_client_ca: Path | None = Field(default=None, strict=False)
@@ -133,13 +139,29 @@ class PythonHealSpec(BaseModel):
     target: str = Field(pattern=CALLABLE_RE.pattern)
 
 
-HealSpec = Annotated[CommandHealSpec | PythonHealSpec, Field(discriminator="type")]
+class ReconnectHealSpec(BaseModel):
+    """``heal = { type = "reconnect" }`` (redis checks only): renew the check's connection.
+
+    The check then reconnects only through this heal, so the manager's heal backoff
+    (``heal_backoff_*``, ``heal_max_attempts``) paces the attempts on a dead Redis.
+    """
+
+    model_config = _STRICT
+
+    type: Literal["reconnect"]
+
+
+HealSpec = Annotated[
+    CommandHealSpec | PythonHealSpec | ReconnectHealSpec, Field(discriminator="type")
+]
 
 
 class _CheckBase(BaseModel):
     """What every check has: a name, a component type, health settings and a heal."""
 
     model_config = _STRICT
+    reconnects: ClassVar[bool] = False
+    """Whether a ``reconnect`` heal fits this type (it holds a connection to renew)."""
 
     name: str = Field(pattern=NAME_RE.pattern)
     component_type: ComponentType = Field(default=ComponentType.CUSTOM, strict=False)
@@ -164,6 +186,14 @@ class _CheckBase(BaseModel):
     @classmethod
     def _any_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("heal")
+    @classmethod
+    def _reconnect_fits(cls, value: object) -> object:
+        if isinstance(value, ReconnectHealSpec) and not cls.reconnects:
+            msg = "a reconnect heal is for redis checks only (it renews their connection)"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
@@ -242,13 +272,48 @@ class PythonCheckSpec(_CheckBase):
     target: str = Field(pattern=CALLABLE_RE.pattern)
 
 
+class RedisCheckSpec(_CheckBase):
+    """``type = "redis"``: PING (and SET/GET ``key``) on a connection kept to ``target``.
+
+    ``degraded_latency`` is the round trip above which the check says DEGRADED (0.05 s
+    when not given); like every check's, the manager applies it to the whole run too.
+    """
+
+    reconnects: ClassVar[bool] = True
+
+    type: Literal["redis"]
+    target: str
+    component_type: ComponentType = Field(default=ComponentType.CACHE, strict=False)
+    password_env: str | None = Field(default=None, pattern=ENV_RE.pattern)
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    key: str | None = Field(default=None, min_length=1, max_length=512)
+    unhealthy_latency: float = Field(default=0.2, gt=0, allow_inf_nan=False)
+
+    _target = field_validator("target")(_host_port)
+
+    @model_validator(mode="after")
+    def _redis_relations(self) -> Self:
+        if self.degraded_latency is not None and self.degraded_latency > self.unhealthy_latency:
+            msg = "degraded_latency must be <= unhealthy_latency"
+            raise ValueError(msg)
+        if self.username is not None and self.password_env is None:
+            msg = "username needs password_env (AUTH takes both)"
+            raise ValueError(msg)
+        return self
+
+
 CheckSpec = Annotated[
-    TcpCheckSpec | HttpCheckSpec | GrpcCheckSpec | CommandCheckSpec | PythonCheckSpec,
+    TcpCheckSpec
+    | HttpCheckSpec
+    | GrpcCheckSpec
+    | CommandCheckSpec
+    | PythonCheckSpec
+    | RedisCheckSpec,
     Field(discriminator="type"),
 ]
 """One ``[[checks]]`` entry, its model chosen by ``type``."""
 
-CHECK_TYPES = ("tcp", "http", "grpc", "command", "python")
+CHECK_TYPES = ("tcp", "http", "grpc", "command", "python", "redis")
 
 
 class DaemonConfig(BaseModel):

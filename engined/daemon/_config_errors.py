@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from engined.daemon._config import (
     CALLABLE_RE,
     CHECK_TYPES,
+    ENV_RE,
     NAME_RE,
     URL_RE,
     CommandCheckSpec,
@@ -32,6 +33,8 @@ from engined.daemon._config import (
     HttpCheckSpec,
     PythonCheckSpec,
     PythonHealSpec,
+    ReconnectHealSpec,
+    RedisCheckSpec,
     ServerSection,
     TcpCheckSpec,
 )
@@ -46,12 +49,18 @@ _CHECK_MODELS: dict[str, type[BaseModel]] = {
     "grpc": GrpcCheckSpec,
     "command": CommandCheckSpec,
     "python": PythonCheckSpec,
+    "redis": RedisCheckSpec,
 }
-_HEAL_MODELS: dict[str, type[BaseModel]] = {"command": CommandHealSpec, "python": PythonHealSpec}
+_HEAL_MODELS: dict[str, type[BaseModel]] = {
+    "command": CommandHealSpec,
+    "python": PythonHealSpec,
+    "reconnect": ReconnectHealSpec,
+}
 _PATTERNS = {
     NAME_RE.pattern: "must be 1-128 letters, digits or _ . : / - (first a letter or digit)",
     CALLABLE_RE.pattern: "must be 'package.module:function'",
     URL_RE.pattern: "must be an http:// or https:// URL",
+    ENV_RE.pattern: "must be an environment variable name (letters, digits, _)",
 }
 _KINDS = {
     "int_type": "must be an integer",
@@ -193,7 +202,8 @@ def from_validation(error: ValidationError, file: Path | None, text: str) -> Con
     found = first.get("input")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         where = [*_file_loc(loc), "type"]
-        problem = f"must be one of {', '.join(CHECK_TYPES)}"
+        types = list(_HEAL_MODELS) if loc and loc[-1] == "heal" else CHECK_TYPES
+        problem = f"must be one of {', '.join(types)}"
         if kind == "union_tag_invalid":
             problem += f"; got {_shown(found.get('type') if isinstance(found, dict) else found)}"
         else:

@@ -41,7 +41,7 @@ CASES = {
     ),
     "bad enum": (
         ('type = "tcp"', 'type = "udp"'),
-        ":12: checks[1].type: must be one of tcp, http, grpc, command, python; got 'udp'",
+        ":12: checks[1].type: must be one of tcp, http, grpc, command, python, redis; got 'udp'",
     ),
     "bad component type": (
         ('type = "tcp"', 'type = "tcp"\ncomponent_type = "databse"'),

@@ -14,13 +14,21 @@ from engined.daemon._config import (
     GrpcCheckSpec,
     HttpCheckSpec,
     PythonCheckSpec,
+    RedisCheckSpec,
     TcpCheckSpec,
 )
 from engined.daemon._config_errors import ConfigError
 from engined.daemon._config_load import load_config, parse_config
 
 FILE = Path("/etc/engined/engined.toml")
-SPECS = (TcpCheckSpec, HttpCheckSpec, GrpcCheckSpec, CommandCheckSpec, PythonCheckSpec)
+SPECS = (
+    TcpCheckSpec,
+    HttpCheckSpec,
+    GrpcCheckSpec,
+    CommandCheckSpec,
+    PythonCheckSpec,
+    RedisCheckSpec,
+)
 
 TWO_CHECKS = """\
 [server]
@@ -154,10 +162,10 @@ def test_a_wrong_type_is_refused_not_converted() -> None:
 
 
 def test_an_unknown_check_type_lists_the_valid_ones() -> None:
-    """A type of "ftp" names checks[i].type, its line and the five types."""
+    """A type of "ftp" names checks[i].type, its line and the six types."""
     error = refused(TWO_CHECKS.replace('type = "http"', 'type = "ftp"'))
     assert error.path == "checks[1].type"
-    assert error.problem == "must be one of tcp, http, grpc, command, python; got 'ftp'"
+    assert error.problem == "must be one of tcp, http, grpc, command, python, redis; got 'ftp'"
     assert error.line == 11
 
 
