@@ -4,28 +4,30 @@
 engined_* family appear: a healthy python check that trips one breaker, keeps another at a
 50 % failure ratio and calls a named retry that needs two retries per call; and a command
 check that always fails, with a heal that runs twice and is then exhausted.
-``prometheus(...)`` runs Debian's ``prometheus`` on a free loopback port, scraping one
-target every second, its data in the test's directory, stopped by pid.
+``prometheus(...)`` (from prometheus_support) runs Debian's ``prometheus`` scraping it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from daemon_support import REPO_ROOT, free_port, wait_for, write
+from daemon_support import REPO_ROOT, write
+from prometheus_support import Prometheus, needs_prometheus, prometheus
+
+__all__ = [
+    "DASHBOARD",
+    "DEPLOY",
+    "KUBERNETES",
+    "RULES",
+    "RULE_TESTS",
+    "Prometheus",
+    "all_families_config",
+    "needs_prometheus",
+    "needs_promtool",
+    "prometheus",
+]
 
 DEPLOY = REPO_ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "engined-rules.yml"
@@ -33,10 +35,6 @@ RULE_TESTS = DEPLOY / "prometheus" / "tests" / "engined-rules.test.yml"
 DASHBOARD = DEPLOY / "grafana" / "engined-dashboard.json"
 KUBERNETES = DEPLOY / "kubernetes"
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="no prometheus on PATH (Debian package prometheus; scripts/test installs it)",
-)
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,
     reason="no promtool on PATH (Debian package prometheus; scripts/test installs it)",
@@ -109,88 +107,3 @@ def all_families_config(tmp_path: Path) -> Path:
     """Write the config and its python target module to ``tmp_path``; return the config."""
     write(tmp_path / "deploy_targets.py", TARGETS_MODULE)
     return write(tmp_path / "engined.toml", CONFIG)
-
-
-@dataclass
-class Prometheus:
-    """A running Prometheus: its web port and log."""
-
-    port: int
-    log: Path
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """The instant vector (or scalar as one row) ``promql`` gives now; [] on any error."""
-        body = self.get("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
-        data = body.get("data", {})
-        result = data.get("result", [])
-        if data.get("resultType") == "scalar":
-            return [{"metric": {}, "value": result}]
-        rows: list[dict[str, Any]] = result
-        return rows
-
-    def get(self, path: str) -> dict[str, Any]:
-        """GET ``path`` from the HTTP API as JSON; {} when unreachable or refused."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                body: dict[str, Any] = json.loads(r.read())
-        except (OSError, ValueError):
-            return {}
-        return body
-
-    def tail(self) -> str:
-        """The end of Prometheus's log, for failure messages."""
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-
-@contextmanager
-def prometheus(
-    workdir: Path, metrics_port: int, *, rule_files: Sequence[Path] = ()
-) -> Iterator[Prometheus]:
-    """Prometheus scraping 127.0.0.1:``metrics_port`` as job ``engined`` every second."""
-    web = free_port()
-    rules = "".join(f"  - {path}\n" for path in rule_files)
-    config = write(
-        workdir / "prometheus.yml",
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-        + (f"rule_files:\n{rules}" if rules else "")
-        + "scrape_configs:\n  - job_name: engined\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n",
-    )
-    log = workdir / "prometheus.log"
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{web}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    server = Prometheus(web, log)
-    try:
-        wait_for(
-            lambda: proc.poll() is not None or _ready(web),
-            within=30,
-            what="Prometheus ready",
-        )
-        if proc.poll() is not None:
-            pytest.fail(f"prometheus exited ({proc.returncode}):\n{server.tail()}")
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
-            return bool(r.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False

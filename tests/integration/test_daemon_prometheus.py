@@ -8,23 +8,15 @@ temporary directory, and is stopped by pid.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
 import subprocess
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
-from daemon_support import cli, free_port, http_get, running, wait_for, write
+from daemon_support import cli, http_get, running, write
+from prometheus_support import needs_prometheus, prometheus
 
 pytestmark = pytest.mark.integration
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="no prometheus on PATH"
-)
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool on PATH")
 
 CONFIG = '[[checks]]\nname = "db"\ntype = "command"\ncommand = ["true"]\ninterval = 0.5\n'
@@ -47,17 +39,6 @@ def check() -> bool:
 def _refused() -> None:
     raise ConnectionRefusedError("payments down")
 """
-
-
-def query(port: int, promql: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = json.loads(response.read())
-    except OSError:
-        return []
-    result: list[dict[str, Any]] = body.get("data", {}).get("result", [])
-    return result
 
 
 @needs_promtool
@@ -100,38 +81,11 @@ def test_prometheus_scrapes_the_daemon(tmp_path: Path) -> None:
     """Within 30 s Prometheus stores the health one-hot, the overall status and gRPC counts."""
     with running(write(tmp_path / "engined.toml", CONFIG), tmp_path) as daemon:
         daemon.wait_event("transition", component="db", to="healthy")
-        web = free_port()
-        scrape = write(
-            tmp_path / "prometheus.yml",
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: engined\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{daemon.metrics_port}']\n",
-        )
-        with (tmp_path / "prometheus.log").open("w") as log:
-            prometheus = subprocess.Popen(
-                [
-                    "prometheus",
-                    f"--config.file={scrape}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{web}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        try:
-            found = wait_for(
-                lambda: query(web, 'engined_health_status{component="db",status="healthy"} == 1'),
-                within=30,
-                what="engined_health_status in Prometheus",
-            )
-            assert found[0]["metric"]["component_type"] == "custom"
-            overall = query(web, "engined_health_overall_status == 1")
-            assert [r["metric"]["status"] for r in overall] == ["healthy"]
-            up = query(web, 'up{job="engined"}')
-            assert up[0]["value"][1] == "1"
-        finally:
-            os.kill(prometheus.pid, signal.SIGTERM)
-            try:
-                prometheus.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(prometheus.pid, signal.SIGKILL)
-                prometheus.wait(timeout=10)
+        with prometheus(tmp_path, daemon.metrics_port) as server:
+            found = server.wait_for('engined_health_status{component="db",status="healthy"} == 1')
+            assert found == {
+                (("component", "db"), ("component_type", "custom"), ("status", "healthy")): 1.0
+            }
+            overall = server.series("engined_health_overall_status == 1")
+            assert overall == {(("status", "healthy"),): 1.0}
+            assert server.series('up{job="engined"}') == {(): 1.0}
