@@ -32,7 +32,7 @@ import engined
 from engined.checks import HttpCheck
 
 HUNG = 0.1  # s before a call to the silent server is cut
-RECOVERY = 0.2  # s a breaker stays open
+RECOVERY = 0.3  # s a breaker stays open
 
 
 class Db:
