@@ -73,6 +73,25 @@ EXPECTED: dict[str, list[str]] = {
         "health: agent-3 healthy -> unhealthy",
         "all agents killed",
     ],
+    "engine_resilience.py": [
+        "a. call 3: timed out, state=open",
+        "a. call 4: rejected, state=open",
+        "a. the server saw 3 connections: the rejected call never connected",
+        "a. 10 calls at once while closed: 10 timed out",
+        "a. 10 calls at once while open: 10 rejected",
+        "a. 10 calls at once after the recovery timeout: 8 rejected, 2 timed out",  # 2 probes
+        "b. api: healthy -> unhealthy",
+        "b. heal: restarting the api (connection refused)",
+        "b. api: unhealthy -> healthy",
+        "c. the database went away: failed, failed, rejected; breaker open",
+        "c. db heal 1 failed (ConnectionRefusedError)",  # the db was still down
+        "c. db heal 2 ok",
+        "c. db: unhealthy -> degraded",  # reconnected; the breaker is HALF_OPEN
+        "c. the probe: get('c') -> c, breaker closed",
+        "c. db: degraded -> healthy",
+        "d. successful=100 failed=0 rejected=0 state=closed transitions=0",
+        "e. opened at call 10 by the failure rate: rate=0.5, failures in a row=1 (threshold 3)",
+    ],
 }
 
 # Examples that start a real server (a broker, subprocess agents) get 10 s, no more.
