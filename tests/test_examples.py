@@ -73,6 +73,29 @@ EXPECTED: dict[str, list[str]] = {
         "health: agent-3 healthy -> unhealthy",
         "all agents killed",
     ],
+    "redis_cache.py": [
+        "1. redis up: cache healthy (PONG, SET and GET)",
+        "2. redis killed (SIGKILL)",
+        "cache healthy -> unhealthy",
+        "cache unhealthy; reconnect attempts fail while it is down",
+        "reconnect 1: failed (returned False)",  # Redis is down: the first reconnect fails
+        ": reconnected",
+        "cache unhealthy -> healthy",
+        "healed by reconnect: cache healthy",
+    ],
+    "event_bus.py": [
+        "e03: published",
+        "e07: buffered (publish failed), buffer 4/8",  # 4 failures: still closed
+        "breaker: closed -> open",
+        "e08: buffered (publish failed), buffer 5/8",  # the 5th failure opened it
+        "e09: buffered (rejected by the open breaker in",
+        "e12: fallback buffer full (capacity 8): event e12 refused",  # loud, not dropped
+        "the broker saw 5 failed publishes",
+        "breaker: half_open -> closed",
+        "replayed 8 buffered events, buffer 0/8",
+        "4. stream: e01 e02 e03 e04 e05 e06 e07 e08 e09 e10 e11 e13",
+        "every accepted event exactly once, in order: True",
+    ],
     "engine_resilience.py": [
         "a. call 3: timed out, state=open",
         "a. call 4: rejected, state=open",
@@ -95,7 +118,11 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 # Examples that start a real server (a broker, subprocess agents) get 10 s, no more.
-LIMITS: dict[str, float] = {"worker_agents.py": 8.0}
+LIMITS: dict[str, float] = {
+    "worker_agents.py": 8.0,
+    "redis_cache.py": 10.0,  # starts, kills and restarts a real redis-server
+    "event_bus.py": 10.0,  # the same, with an append-only file
+}
 DEFAULT_LIMIT = 3.0
 
 pytestmark = pytest.mark.integration
