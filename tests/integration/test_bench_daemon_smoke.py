@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import run_quick
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_daemon_benchmark_reports_every_server_and_kind(tmp_path: Path) -> None:
     """bench_daemon.py --quick exits 0 with positive rates and latencies for each case."""
-    out = tmp_path / "bench_daemon.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "bench_daemon.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report, _ = run_quick("bench_daemon.py", tmp_path)
     cases = sorted(
         f"{s}_{k}" for s in ("daemon", "bare", "floor") for k in ("overall", "component")
     )

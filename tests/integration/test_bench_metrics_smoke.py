@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import run_quick
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_metrics_benchmark_scrapes_the_full_size_and_reports(tmp_path: Path) -> None:
     """bench_metrics.py --quick scrapes 1,000 breakers and components and writes every figure."""
-    out = tmp_path / "bench_metrics.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "bench_metrics.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report, printed = run_quick("bench_metrics.py", tmp_path)
     assert (report["breakers"], report["components"]) == (1000, 1000)
     assert report["samples"] > 25_000
     for key in ("scrape", "collect_only", "generate_latest", "reference_loop"):
@@ -42,4 +22,4 @@ def test_quick_metrics_benchmark_scrapes_the_full_size_and_reports(tmp_path: Pat
     assert report["collect_only"]["wall_ms_min"] < report["scrape"]["wall_ms_median"]
     assert 0 < report["scrape_in_reference_loops"] < 10
     assert report["status"] in {"PASS", "FAIL"}
-    assert "median scrape < 50 ms" in proc.stdout
+    assert "median scrape < 50 ms" in printed

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import run_quick
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_rpc_benchmark_reports_every_case(tmp_path: Path) -> None:
     """bench_rpc.py --quick exits 0 and writes a positive figure for every case and target."""
-    out = tmp_path / "bench_rpc.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "bench_rpc.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report, _ = run_quick("bench_rpc.py", tmp_path)
     cpu = report["cpu_us_per_call"]
     assert sorted(cpu) == sorted(
         f"{s}_{k}" for s in ("aio", "sync") for k in ("bare", "noop", "engined")

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import run_quick
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_scenario_benchmark_reports_percentiles_and_rates_for_every_case(
     tmp_path: Path,
 ) -> None:
     """bench_scenarios.py --quick exits 0 with ordered percentiles and positive rates per case."""
-    out = tmp_path / "bench_scenarios.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "bench_scenarios.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| tcp | engined |" in proc.stdout
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report, printed = run_quick("bench_scenarios.py", tmp_path)
+    assert "| tcp | engined |" in printed
     assert sorted(report["figures"]) == sorted(
         [
             "inproc_bare",
