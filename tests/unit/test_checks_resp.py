@@ -225,3 +225,45 @@ def test_the_reconnect_heal_needs_a_redis_check() -> None:
     """RedisReconnectHeal refuses anything but a RedisCheck, naming what it got."""
     with pytest.raises(TypeError, match="check must be a RedisCheck, got str"):
         RedisReconnectHeal("127.0.0.1:6379")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("latency_ms", "status", "message"),
+    [
+        (50.0, "healthy", "PONG in 50.0 ms"),
+        (50.001, "degraded", "slow: PONG in 50.0 ms (degraded above 50 ms)"),
+        (200.0, "degraded", "slow: PONG in 200.0 ms (degraded above 50 ms)"),
+        (200.5, "unhealthy", "too slow: PONG in 200.5 ms (unhealthy above 200 ms)"),
+    ],
+)
+def test_the_verdict_follows_the_round_trip_against_both_bounds(
+    latency_ms: float, status: str, message: str
+) -> None:
+    """At most 50 ms is HEALTHY, above it DEGRADED, above 200 ms UNHEALTHY (bounds included)."""
+    result = RedisCheck("127.0.0.1:6379", clock=FakeClock())._judge(["PONG"], b"", latency_ms)
+    assert (result.status.value, result.message) == (status, message)
+    assert result.details["latency_ms"] == latency_ms
+
+
+@pytest.mark.parametrize(
+    ("replies", "message"),
+    [
+        (
+            [RespError("NOAUTH", "Authentication required."), "OK", b"mine"],
+            "authentication required (NOAUTH)",
+        ),
+        ([RespError("LOADING", "Redis is loading"), "OK", b"mine"], "PING failed: LOADING"),
+        ([b"PONG", "OK", b"mine"], "unexpected reply to PING"),
+        (["PONG", RespError("READONLY", "replica"), b"mine"], "SET failed: READONLY"),
+        (["PONG", "OK", None], "the key was gone when read back (expired or evicted)"),
+        (["PONG", "OK", b"other"], "the key read back a different value"),
+        (["PONG", "OK", RespError("WRONGTYPE", "x")], "GET failed: WRONGTYPE"),
+    ],
+)
+def test_a_wrong_reply_is_unhealthy_with_its_error_code_only(
+    replies: list[Reply], message: str
+) -> None:
+    """Error replies show their code, never the server's text; other surprises say so."""
+    check = RedisCheck("127.0.0.1:6379", key="k", clock=FakeClock())
+    result = check._judge(replies, b"mine", 0.1)
+    assert (result.status.value, result.message) == ("unhealthy", message)
