@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from importlib import resources
 from typing import Any
 
@@ -341,3 +342,31 @@ async def test_routes_answer_with_types_and_security_headers(clock: FakeClock) -
     page = (await router.dispatch(Request("GET", "/", {}, {}))).body.decode()
     assert '<tr class="row-warn" data-name="db">' in page
     assert '<td class="c-deps" data-label="Depends on">cache</td>' in page
+
+
+async def test_pages_and_documents_are_built_off_the_event_loop(clock: FakeClock) -> None:
+    """The page and the snapshot-heavy documents are built in a worker thread, never the loop's."""
+    manager, registry = await populated(clock)
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+
+    def wall_time_ns() -> int:
+        seen.append(("wall", threading.get_ident()))
+        return NOW_NS
+
+    ring = EventRing(lambda: NOW_NS, breakers=registry)
+    router = Router()
+    add_status_routes(
+        router,
+        manager=manager,
+        breakers=registry,
+        events=ring,
+        depends_on=dict,
+        wall_time_ns=wall_time_ns,
+    )
+    for path in ("/", "/api/v1/health", "/api/v1/breakers"):
+        seen.clear()
+        response = await router.dispatch(Request("GET", path, {}, {}))
+        assert response.status == 200
+        assert seen, path
+        assert all(thread != loop_thread for _, thread in seen), path
