@@ -16,6 +16,7 @@ from the ``wall_time_ns`` callable, which tests replace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final, TypeAlias
@@ -69,6 +70,7 @@ class EnginedService(engined_pb2_grpc.EnginedServicer):
         self._auth = auth
         self._feed = feed
         self._wall_time_ns = wall_time_ns
+        self._watched: tuple[SystemHealth, pb.SystemHealth] | None = None  # the last one sent
 
     # ---------------------------------------------------------------- health, read-only
 
@@ -76,8 +78,13 @@ class EnginedService(engined_pb2_grpc.EnginedServicer):
     async def GetSystemHealth(
         self, request: pb.GetSystemHealthRequest, context: Context
     ) -> pb.GetSystemHealthResponse:
-        """The manager's latest snapshot."""
-        return pb.GetSystemHealthResponse(health=self._system(self._manager.snapshot()))
+        """The manager's latest snapshot, converted in a worker thread.
+
+        A thousand components take ~10 ms to convert; a poller (``engined status --watch``,
+        a dashboard) must not stall every other call on the loop for that long.
+        """
+        health = self._manager.snapshot()
+        return pb.GetSystemHealthResponse(health=await asyncio.to_thread(self._system, health))
 
     @streaming
     async def WatchSystemHealth(
@@ -89,10 +96,22 @@ class EnginedService(engined_pb2_grpc.EnginedServicer):
             async for health in updates:
                 if health is not sent:  # the feed hands a value out again when poked
                     sent = health
-                    yield pb.WatchSystemHealthResponse(health=self._system(health))
+                    yield pb.WatchSystemHealthResponse(health=self._shared(health))
 
     def _system(self, health: SystemHealth) -> pb.SystemHealth:
         return convert.system_message(health, self._wall_time_ns())
+
+    def _shared(self, health: SystemHealth) -> pb.SystemHealth:
+        """``health`` as a message, converted once for every stream that sends it.
+
+        The feed hands all streams the same value, so 50 dashboards watching 1,000
+        components cost one conversion per change, not 50 (its ``observed_at`` is when
+        the first stream sent it).
+        """
+        watched = self._watched
+        if watched is None or watched[0] is not health:
+            watched = self._watched = (health, self._system(health))
+        return watched[1]
 
     # ---------------------------------------------------------------- breakers, read-only
 
@@ -100,7 +119,10 @@ class EnginedService(engined_pb2_grpc.EnginedServicer):
     async def ListCircuitBreakers(
         self, request: pb.ListCircuitBreakersRequest, context: Context
     ) -> pb.ListCircuitBreakersResponse:
-        """Every breaker of the registry, sorted by name."""
+        """Every breaker of the registry, sorted by name (built in a worker thread)."""
+        return await asyncio.to_thread(self._breaker_list)
+
+    def _breaker_list(self) -> pb.ListCircuitBreakersResponse:
         metrics = sorted((b.metrics for b in self._registry), key=lambda m: m.name)
         return pb.ListCircuitBreakersResponse(
             circuit_breakers=[convert.breaker_message(m) for m in metrics],

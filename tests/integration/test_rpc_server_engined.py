@@ -5,6 +5,8 @@ Auth is in test_rpc_server_auth.py, refusals and INTERNAL in test_rpc_server_err
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 import pytest
 from google.protobuf import json_format
@@ -116,6 +118,67 @@ async def test_watch_system_health_streams_share_one_manager_subscription() -> N
         assert len(manager._publisher._watchers) == 1
         for stream in streams:
             stream.cancel()
+
+
+async def test_watch_system_health_streams_share_one_conversion_per_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20 streams and one status change: the health is converted to a message once, not 20 times."""
+    converted: list[int] = []
+    convert = engined.rpc._convert.system_message
+
+    def counting(health: engined.SystemHealth, observed_at_ns: int) -> pb.SystemHealth:
+        converted.append(id(health))
+        return convert(health, observed_at_ns)
+
+    monkeypatch.setattr(engined.rpc._convert, "system_message", counting)
+    check = Switch()
+    manager = manager_with(db=check)
+    await manager.run_all()
+    async with serve(manager) as served:
+        streams = [
+            served.engined.WatchSystemHealth(pb.WatchSystemHealthRequest(), timeout=10)
+            for _ in range(20)
+        ]
+        firsts = [await stream.read() for stream in streams]
+        assert {f.health.overall_status for f in firsts} == {pb.HEALTH_STATUS_HEALTHY}
+        check.status = HealthStatus.UNHEALTHY
+        await manager.run_check("db")
+        seconds = [await stream.read() for stream in streams]
+        assert {s.health.overall_status for s in seconds} == {pb.HEALTH_STATUS_UNHEALTHY}
+        assert len(set(converted)) == len(converted) == 2  # the first value, then the change
+        for stream in streams:
+            stream.cancel()
+
+
+async def test_get_system_health_and_list_breakers_convert_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unary health and breaker replies are built in a worker thread, not on the loop."""
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    system_message = engined.rpc._convert.system_message
+    breaker_message = engined.rpc._convert.breaker_message
+
+    def system(health: engined.SystemHealth, observed_at_ns: int) -> pb.SystemHealth:
+        threads.append(threading.get_ident())
+        return system_message(health, observed_at_ns)
+
+    def breaker(metrics: engined.CircuitBreakerMetrics) -> pb.CircuitBreakerMetrics:
+        threads.append(threading.get_ident())
+        return breaker_message(metrics)
+
+    monkeypatch.setattr(engined.rpc._convert, "system_message", system)
+    monkeypatch.setattr(engined.rpc._convert, "breaker_message", breaker)
+    manager = manager_with(db=Switch())
+    async with serve(manager, registry=breakers(FakeClock())) as served:
+        await served.engined.GetSystemHealth(pb.GetSystemHealthRequest(), timeout=10)
+        reply = await served.engined.ListCircuitBreakers(
+            pb.ListCircuitBreakersRequest(), timeout=10
+        )
+    assert len(reply.circuit_breakers) == 2
+    assert len(threads) == 3
+    assert loop_thread not in threads
 
 
 # ------------------------------------------------------------------------ read-only breakers
