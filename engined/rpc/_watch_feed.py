@@ -1,25 +1,25 @@
 """One ``manager.watch()`` subscription shared by every open stream of a server.
 
 Health ``Watch`` and ``WatchSystemHealth`` streams can be many (load balancers, probes,
-dashboards: the tests hold 200 open). Each reads :meth:`WatchFeed.updates`, which waits on
-the feed, not on a subscription of its own: one task reads ``manager.watch()`` while at
-least one stream is open and wakes the streams when a value arrives. Readers skip values
-they were too slow for and always get the latest, as ``watch()`` readers do.
+dashboards: the tests hold 200 open). Each reads a *topic* of the feed
+(:meth:`WatchFeed.topic`), not a subscription of its own: one task reads
+``manager.watch()`` while at least one stream is open, works out each topic's part of
+every value once, and wakes only the streams whose part changed. Readers skip values they
+were too slow for and always get the latest, as ``watch()`` readers do.
 
 A stream that ends, because its client went away (grpc.aio cancels its handler) or the
 server shuts down, leaves nothing behind: the last one out cancels the feeding task, so a
 server with no open stream holds no subscription and no task (grpc/grpc#17747, #43403:
 Watch streams must neither pin threads nor stall each other).
 
-Two signals reach every stream at once: :meth:`WatchFeed.poke` hands out the latest value
-again (graceful shutdown turns health to NOT_SERVING without any health change), and
-:meth:`WatchFeed.close` ends every stream after its last value.
-
-A stream that cares about one part of the health (a health ``Watch`` of one service reads
-one serving status) reads :meth:`WatchFeed.topic` instead: the feed works out that part
-once per topic and wakes only the streams whose part changed. With 200 streams over 100
+A health ``Watch`` of one service reads one serving status: with 200 streams over 100
 services, a status change wakes two streams instead of 200, which is most of the cost of
-a busy server's watches.
+a busy server's watches. ``WatchSystemHealth`` reads :meth:`WatchFeed.updates`, the topic
+of the whole health.
+
+Two signals reach every stream at once: :meth:`WatchFeed.poke` makes every topic look at
+the latest value again (graceful shutdown turns health to NOT_SERVING without any health
+change), and :meth:`WatchFeed.close` ends every stream after its last value.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from engined import HealthCheckManager, SystemHealth
 
@@ -41,6 +41,14 @@ T = TypeVar("T")
 
 class FeedFailed(RuntimeError):
     """``manager.watch()`` ended or raised: streams cannot be served any more."""
+
+
+def _whole(health: SystemHealth) -> SystemHealth:
+    return health
+
+
+_WHOLE: Final = object()
+"""The key of the whole-health topic (:meth:`WatchFeed.updates`)."""
 
 
 class _Topic:
@@ -57,7 +65,7 @@ class _Topic:
 
     def update(self, health: SystemHealth) -> None:
         value = self.select(health)
-        if self.generation == 0 or value != self.value:
+        if self.generation == 0 or (value is not self.value and value != self.value):
             self.value = value
             self.generation += 1
             self.wake()
@@ -78,7 +86,6 @@ class WatchFeed:
     """
 
     __slots__ = (
-        "_changed",
         "_closed",
         "_failed",
         "_latest",
@@ -90,8 +97,7 @@ class WatchFeed:
 
     def __init__(self, manager: HealthCheckManager) -> None:
         self._manager = manager
-        self._latest: tuple[int, SystemHealth] | None = None  # (generation, value)
-        self._changed = asyncio.Event()  # replaced after each wake-up, so it is never cleared
+        self._latest: SystemHealth | None = None
         self._streams = 0
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -108,8 +114,8 @@ class WatchFeed:
         """Whether a task is reading ``manager.watch()`` (only while a stream is open)."""
         return self._task is not None
 
-    async def updates(self) -> AsyncGenerator[SystemHealth, None]:
-        """Yield the latest health at once, then again after each change or :meth:`poke`.
+    def updates(self) -> AsyncGenerator[SystemHealth, None]:
+        """Yield the latest health at once, then each new value (the whole-health topic).
 
         Ends after :meth:`close`, once the latest value was handed out (a stream that
         had none yet gets the manager's snapshot).
@@ -117,29 +123,7 @@ class WatchFeed:
         Raises:
             FeedFailed: ``manager.watch()`` failed; the stream should end with an error.
         """
-        self._streams += 1
-        self._start()
-        handed = -1
-        try:
-            while True:
-                changed = self._changed  # taken first: a wake-up after this is not lost
-                latest = self._latest
-                if latest is not None and latest[0] != handed:
-                    handed = latest[0]
-                    yield latest[1]
-                    continue
-                if self._failed:
-                    msg = "the health manager's watch() ended"
-                    raise FeedFailed(msg)
-                if self._closed:
-                    if handed == -1:  # opened after close, or closed before its first value
-                        yield self._manager.snapshot()
-                    return
-                await changed.wait()
-        finally:
-            self._streams -= 1
-            if self._streams == 0:
-                self._stop()
+        return self.topic(_WHOLE, _whole)
 
     async def topic(
         self, key: Hashable, select: Callable[[SystemHealth], T]
@@ -148,8 +132,9 @@ class WatchFeed:
 
         Streams of one ``key`` share one ``select`` (the first stream's): it runs once
         per health value for them all, and only they are woken when its value changes
-        (or on :meth:`poke`, if the value it then selects differs). Ends and raises as
-        :meth:`updates` does.
+        (or on :meth:`poke`, if the value it then selects differs). Ends after
+        :meth:`close`, once the latest value was handed out (a stream that had none yet
+        gets its part of the manager's snapshot).
 
         Raises:
             FeedFailed: ``manager.watch()`` failed; the stream should end with an error.
@@ -160,7 +145,7 @@ class WatchFeed:
         if topic is None:
             topic = self._topics[key] = _Topic(select)
             if self._latest is not None:
-                topic.update(self._latest[1])
+                topic.update(self._latest)
         topic.streams += 1
         handed = 0
         try:
@@ -187,27 +172,22 @@ class WatchFeed:
                 self._stop()
 
     def poke(self) -> None:
-        """Hand the latest value to every stream again (its readers re-evaluate it)."""
+        """Have every topic select from the latest value again; wake those that changed."""
         if self._latest is not None:
-            self._latest = (self._latest[0] + 1, self._latest[1])
-            self._update_topics(self._latest[1])
-        self._wake()
+            self._update_topics(self._latest)
 
     def close(self) -> None:
         """End every stream, now and from now on, after it has had the latest value."""
         self._closed = True
-        self._wake(every_topic=True)
+        self._wake()
 
     def _update_topics(self, health: SystemHealth) -> None:
         for topic in list(self._topics.values()):
             topic.update(health)
 
-    def _wake(self, *, every_topic: bool = False) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-        if every_topic:
-            for topic in self._topics.values():
-                topic.wake()
+    def _wake(self) -> None:
+        for topic in list(self._topics.values()):
+            topic.wake()
 
     def _start(self) -> None:
         if self._task is None and not self._closed:
@@ -224,15 +204,12 @@ class WatchFeed:
             task.cancel()
 
     async def _feed(self) -> None:
-        generation = 0 if self._latest is None else self._latest[0] + 1
         values = None
         try:
             values = self._manager.watch()
             async for health in values:
-                generation += 1
-                self._latest = (generation, health)
+                self._latest = health
                 self._update_topics(health)
-                self._wake()
         except Exception:
             _log.exception("engined rpc: the health manager's watch() failed")
         finally:
@@ -242,4 +219,4 @@ class WatchFeed:
             if close is not None:
                 await close()
         self._failed = True  # watch() never ends by itself: either way it is gone
-        self._wake(every_topic=True)
+        self._wake()
